@@ -1,0 +1,48 @@
+/* Bump allocation with a peak counter, so a run can report how much scratch it needed. */
+#include "core/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OG_ARENA_ALIGN 64
+
+og_status og_arena_init(og_arena *a, size_t cap)
+{
+    *a = (og_arena){0};
+    cap = (cap + OG_ARENA_ALIGN - 1) & ~(size_t)(OG_ARENA_ALIGN - 1);
+    if (cap == 0)
+        return OG_OK;
+    a->base = aligned_alloc(OG_ARENA_ALIGN, cap);
+    if (!a->base)
+        return og_fail(OG_ERR_OOM, "cannot allocate a %zu-byte arena", cap);
+    a->cap = cap;
+    return OG_OK;
+}
+
+void og_arena_free(og_arena *a)
+{
+    free(a->base);
+    *a = (og_arena){0};
+}
+
+void *og_arena_alloc(og_arena *a, size_t bytes)
+{
+    size_t start = (a->used + OG_ARENA_ALIGN - 1) & ~(size_t)(OG_ARENA_ALIGN - 1);
+    if (start > a->cap || bytes > a->cap - start) {
+        og_fail(OG_ERR_OOM, "arena exhausted: %zu bytes requested, %zu of %zu in use", bytes,
+                a->used, a->cap);
+        return NULL;
+    }
+    a->used = start + bytes;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->base + start;
+}
+
+void *og_arena_calloc(og_arena *a, size_t bytes)
+{
+    void *p = og_arena_alloc(a, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
