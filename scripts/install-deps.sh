@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config python3
   libdnnl-dev libopenblas-dev
-  libcjson-dev libpcre2-dev libpng-dev
+  libcjson-dev libpcre2-dev libpng-dev libstb-dev
   libmicrohttpd-dev
   libopenmpi-dev openmpi-bin
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev

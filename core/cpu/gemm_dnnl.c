@@ -1,0 +1,1 @@
+/* placeholder until the ops engineer lands the oneDNN GEMM */
