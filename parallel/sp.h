@@ -66,5 +66,10 @@ void og_sp_reset_bytes(og_sp *sp);
  * Each rank thread runs with `threads_per_rank` OpenMP threads (<= 0: cores / world, at least 1). */
 typedef og_status (*og_rank_fn)(og_comm *world, void *arg);
 og_status og_run_ranks(int world, int threads_per_rank, og_rank_fn fn, void *arg);
+/* The same with a chosen in-process copy (parallel/comm.h; NULL = host memcpy), e.g. for ranks
+ * that share one GPU. */
+typedef struct og_inproc_copy og_inproc_copy;
+og_status og_run_ranks_copy(int world, int threads_per_rank, const og_inproc_copy *copy,
+                            og_rank_fn fn, void *arg);
 
 #endif
