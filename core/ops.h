@@ -20,13 +20,16 @@
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 
-/* y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]). x and y are f32; W is f32, bf16 or f16. */
+/* y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]). x and y are f32; W is f32, bf16 or f16. The result is
+ * the f32 product with the de-quantised weights (16-bit weights are widened tile by tile). */
 og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *w, og_dtype wt,
                     int64_t N, const float *bias);
 
 /* Plain f32 GEMM: C[M,N] = alpha * op(A) · op(B) + beta * C, row-major, op = transpose if t*. */
 og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The library behind og_sgemm ("oneDNN" or "OpenBLAS"), for logs and benchmarks. */
+const char *og_gemm_library(void);
 
 /* ---- normalisation ------------------------------------------------------------------------- */
 

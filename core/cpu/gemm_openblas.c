@@ -1,0 +1,26 @@
+/* og_sgemm through OpenBLAS's cblas_sgemm (row-major). Selected by CMake with OG_GEMM=openblas. */
+#include <cblas.h>
+
+#include "core/cpu/gemm.h"
+
+const char *og_gemm_library(void) { return "OpenBLAS"; }
+
+og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    OG_TRY(og_sgemm_check(ta, tb, M, N, K, lda, ldb, ldc));
+    if (M == 0 || N == 0)
+        return OG_OK;
+    if (K == 0) {
+        og_scale_matrix(C, M, N, ldc, beta);
+        return OG_OK;
+    }
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
+        ldc > INT32_MAX)
+        return og_fail(OG_ERR_UNSUPPORTED, "OpenBLAS sgemm takes 32-bit sizes (M %lld N %lld K %lld)",
+                       (long long)M, (long long)N, (long long)K);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+    return OG_OK;
+}

@@ -1,0 +1,94 @@
+/* og_linear on top of og_sgemm: f32 weights go straight to the GEMM; bf16/f16 weights are widened
+ * to f32 one tile of output features at a time (a few MB, never the whole matrix), so the result
+ * is the exact f32 product with the de-quantised weights. Also the argument checks shared by the
+ * two og_sgemm back ends. */
+#include <stdlib.h>
+
+#include "core/cpu/gemm.h"
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
+#define OG_TILE_BYTES (4u << 20) /* f32 weight tile: large enough to keep the GEMM efficient */
+
+og_status og_sgemm_check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda,
+                         int64_t ldb, int64_t ldc)
+{
+    int64_t amin = ta ? M : K, bmin = tb ? K : N;
+    if (M < 0 || N < 0 || K < 0 || lda < (amin > 1 ? amin : 1) || ldb < (bmin > 1 ? bmin : 1) ||
+        ldc < (N > 1 ? N : 1))
+        return og_fail(OG_ERR_INVALID_ARG,
+                       "sgemm: bad sizes M %lld N %lld K %lld with lda %lld ldb %lld ldc %lld",
+                       (long long)M, (long long)N, (long long)K, (long long)lda, (long long)ldb,
+                       (long long)ldc);
+    return OG_OK;
+}
+
+void og_scale_matrix(float *C, int64_t M, int64_t N, int64_t ldc, float beta)
+{
+#pragma omp parallel for if (M * N > 65536)
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j] * beta;
+}
+
+/* dst[n] = f32(src[n]) for a 16-bit weight type. */
+static void widen_row(float *restrict dst, const uint16_t *restrict src, og_dtype wt, int64_t n)
+{
+    if (wt == OG_BF16) {
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = og_bf16_to_f32(src[i]);
+        return;
+    }
+#ifdef __F16C__
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    og_to_f32(dst + i, src + i, OG_F16, (size_t)(n - i));
+#else
+    og_to_f32(dst, src, OG_F16, (size_t)n);
+#endif
+}
+
+og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *w, og_dtype wt,
+                    int64_t N, const float *bias)
+{
+    if (wt != OG_F32 && wt != OG_BF16 && wt != OG_F16)
+        return og_fail(OG_ERR_UNSUPPORTED, "linear: weights of type %s", og_dtype_name(wt));
+    if (M < 0 || N < 0 || K < 0)
+        return og_fail(OG_ERR_INVALID_ARG, "linear: bad sizes M %lld K %lld N %lld", (long long)M,
+                       (long long)K, (long long)N);
+    if (M == 0 || N == 0)
+        return OG_OK;
+    if (wt == OG_F32) {
+        OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, K > 0 ? K : 1, w, K > 0 ? K : 1, 0.0f, y, N));
+    } else {
+        int64_t nt = K > 0 ? (int64_t)(OG_TILE_BYTES / 4) / K : N;
+        nt = nt < 16 ? 16 : nt;
+        nt = nt > N ? N : nt;
+        float *tile = malloc((size_t)(nt * (K > 0 ? K : 1)) * sizeof *tile);
+        if (!tile)
+            return og_fail(OG_ERR_OOM, "linear: cannot allocate a %lld x %lld weight tile",
+                           (long long)nt, (long long)K);
+        const uint16_t *w16 = w;
+        og_status st = OG_OK;
+        for (int64_t n0 = 0; n0 < N && st == OG_OK; n0 += nt) {
+            int64_t nn = N - n0 < nt ? N - n0 : nt;
+#pragma omp parallel for if (nn * K > 65536)
+            for (int64_t r = 0; r < nn; r++)
+                widen_row(tile + r * K, w16 + (n0 + r) * K, wt, K);
+            st = og_sgemm(false, true, M, nn, K, 1.0f, x, K > 0 ? K : 1, tile, K > 0 ? K : 1, 0.0f,
+                          y + n0, N);
+        }
+        free(tile);
+        OG_TRY(st);
+    }
+    if (bias) {
+#pragma omp parallel for if (M * N > 65536)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                y[i * N + j] += bias[j];
+    }
+    return OG_OK;
+}

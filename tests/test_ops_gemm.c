@@ -1,0 +1,100 @@
+/* og_sgemm (every transpose, alpha/beta, padded leading dimensions) and og_linear (f32, bf16 and
+ * f16 weights, with and without bias, sizes that span several weight tiles) against naive double
+ * GEMMs. For 16-bit weights the reference multiplies the de-quantised weights. */
+#include <string.h>
+
+#include "core/ops.h"
+#include "testutil.h"
+
+static void sgemm_case(og_test_rng *rng, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                       float alpha, float beta, int64_t pad)
+{
+    int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    int64_t arows = ta ? K : M, brows = tb ? N : K;
+    size_t na = (size_t)(arows * lda) + 1, nb = (size_t)(brows * ldb) + 1, nc = (size_t)(M * ldc) + 1;
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *C0 = malloc(nc * 4);
+    double *R = malloc((size_t)(M * N + 1) * 8);
+    og_test_fill(rng, A, na, 1.0f);
+    og_test_fill(rng, B, nb, 1.0f);
+    og_test_fill(rng, C, nc, 1.0f);
+    memcpy(C0, C, nc * 4);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)(ta ? A[k * lda + i] : A[i * lda + k]) *
+                       (tb ? B[j * ldb + k] : B[k * ldb + j]);
+            R[i * N + j] = alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * C0[i * ldc + j]);
+        }
+    CHECK_OK(og_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+    double num = 0, den = 1e-30;
+    int outside = 0;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double d = fabs(C[i * ldc + j] - R[i * N + j]);
+            num = d > num || d != d ? d : num;
+            den = fabs(R[i * N + j]) > den ? fabs(R[i * N + j]) : den;
+        }
+        for (int64_t j = N; j < ldc; j++)
+            outside += C[i * ldc + j] != C0[i * ldc + j];
+    }
+    CHECK(num / den < 1e-5, "sgemm ta %d tb %d M %lld N %lld K %lld: rel err %.3g", ta, tb,
+          (long long)M, (long long)N, (long long)K, num / den);
+    CHECK(outside == 0, "sgemm wrote %d elements outside C", outside);
+    free(A), free(B), free(C), free(C0), free(R);
+}
+
+static void linear_case(og_test_rng *rng, og_dtype wt, int64_t M, int64_t K, int64_t N,
+                        bool with_bias)
+{
+    float *x = malloc((size_t)(M * K) * 4 + 4), *wf = malloc((size_t)(N * K) * 4 + 4);
+    float *b = malloc((size_t)N * 4 + 4), *y = malloc((size_t)(M * N) * 4 + 4);
+    void *w = malloc((size_t)(N * K) * 4 + 4);
+    double *R = malloc((size_t)(M * N) * 8 + 8);
+    og_test_fill(rng, x, (size_t)(M * K), 1.0f);
+    og_test_fill(rng, wf, (size_t)(N * K), 0.5f);
+    og_test_fill(rng, b, (size_t)N, 1.0f);
+    og_from_f32(w, wt, wf, (size_t)(N * K));
+    og_to_f32(wf, w, wt, (size_t)(N * K)); /* the de-quantised weights the reference uses */
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = with_bias ? b[j] : 0.0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)x[i * K + k] * wf[j * K + k];
+            R[i * N + j] = acc;
+        }
+    CHECK_OK(og_linear(y, x, M, K, w, wt, N, with_bias ? b : NULL));
+    double err = og_test_rel_err(y, R, (size_t)(M * N));
+    CHECK(err < 1e-5, "linear %s M %lld K %lld N %lld bias %d: rel err %.3g", og_dtype_name(wt),
+          (long long)M, (long long)K, (long long)N, with_bias, err);
+    free(x), free(wf), free(b), free(y), free(w), free(R);
+}
+
+int main(void)
+{
+    og_test_rng rng = {0xfeedbeefu};
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t & 2;
+        sgemm_case(&rng, ta, tb, 37, 29, 53, 1.0f, 0.0f, 0);
+        sgemm_case(&rng, ta, tb, 64, 48, 100, 0.5f, 1.5f, 3);
+        sgemm_case(&rng, ta, tb, 1, 17, 9, -2.0f, 1.0f, 1);
+        sgemm_case(&rng, ta, tb, 13, 1, 1, 1.0f, 0.0f, 0);
+    }
+    sgemm_case(&rng, false, true, 5, 7, 0, 1.0f, 0.25f, 2); /* K = 0: C = beta * C */
+    sgemm_case(&rng, false, false, 3, 4, 0, 1.0f, 0.0f, 1);
+
+    static const og_dtype types[] = {OG_F32, OG_BF16, OG_F16};
+    for (int i = 0; i < 3; i++) {
+        linear_case(&rng, types[i], 1, 1, 1, true);
+        linear_case(&rng, types[i], 7, 33, 19, true);
+        linear_case(&rng, types[i], 50, 96, 130, false);
+        linear_case(&rng, types[i], 3, 4099, 300, true); /* several weight tiles */
+    }
+    float dummy[4] = {0};
+    CHECK(og_sgemm(false, false, 2, 2, 2, 1.0f, dummy, 1, dummy, 2, 0.0f, dummy, 2) ==
+              OG_ERR_INVALID_ARG, "lda < K must be refused");
+    CHECK(og_linear(dummy, dummy, 1, 1, dummy, OG_I32, 1, NULL) == OG_ERR_UNSUPPORTED,
+          "integer weights must be refused");
+    printf("GEMM library: %s\n", og_gemm_library());
+    return og_test_finish("test_ops_gemm");
+}
