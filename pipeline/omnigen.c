@@ -1,0 +1,200 @@
+/* The public API's context: opening a diffusers Z-Image folder (classes and configs, no weights),
+ * validating a request against it, loading the weights once, and freeing. The generation itself
+ * is in zimage_pipeline.c. */
+#include "pipeline/omnigen.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipeline/pipeline_internal.h"
+#include "vae/autoencoder_kl.h"
+
+og_status og_backend_parse(const char *s, og_backend *out)
+{
+    if (strcmp(s, "cpu") == 0)
+        *out = OG_BACKEND_CPU;
+    else if (strcmp(s, "cuda") == 0)
+        *out = OG_BACKEND_CUDA;
+    else
+        return og_fail(OG_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu or cuda)", s);
+    return OG_OK;
+}
+
+const char *og_backend_name(og_backend b) { return b == OG_BACKEND_CUDA ? "cuda" : "cpu"; }
+
+/* The component must be listed with one of the classes (NULL-terminated). */
+static og_status expect_component(const og_model_dir *md, const char *name,
+                                  const char *const *classes)
+{
+    const char *cls;
+    OG_TRY(og_model_dir_component(md, name, NULL, &cls));
+    for (int i = 0; classes[i]; i++)
+        if (strcmp(cls, classes[i]) == 0)
+            return OG_OK;
+    return og_fail(OG_ERR_FORMAT, "model_index.json lists %s as %s, expected %s", name, cls,
+                   classes[0]);
+}
+
+static og_status read_vae_config(og_ctx *ctx)
+{
+    og_config *cfg;
+    OG_TRY(og_model_dir_config(ctx->md, "vae", NULL, "AutoencoderKL", &cfg));
+    int64_t blocks[16], latent;
+    int n = 0;
+    og_status s = og_config_int_array(cfg, "block_out_channels", blocks, 16, &n);
+    if (s == OG_OK)
+        s = og_config_int_or(cfg, "latent_channels", 4, &latent);
+    og_config_free(cfg);
+    OG_TRY(s);
+    if (n < 1)
+        return og_fail(OG_ERR_FORMAT, "vae/config.json: block_out_channels is empty");
+    ctx->vae_scale = 1 << (n - 1);
+    if (latent != ctx->dit_cfg.in_channels)
+        return og_fail(OG_ERR_FORMAT, "vae/config.json has latent_channels %lld but the "
+                                      "transformer takes %d channels",
+                       (long long)latent, ctx->dit_cfg.in_channels);
+    ctx->latent_channels = (int)latent;
+    return OG_OK;
+}
+
+static og_status open_dir(og_ctx *ctx, const char *model_dir)
+{
+    OG_TRY(og_model_dir_open(&ctx->md, model_dir));
+    const char *pipe = og_model_dir_class(ctx->md);
+    if (!pipe || strcmp(pipe, "ZImagePipeline") != 0)
+        return og_fail(OG_ERR_UNSUPPORTED, "model_index.json is a %s; this omnigen runs "
+                                           "ZImagePipeline folders",
+                       pipe ? pipe : "folder without _class_name");
+    OG_TRY(expect_component(ctx->md, "transformer",
+                            (const char *[]){"ZImageTransformer2DModel", NULL}));
+    OG_TRY(expect_component(ctx->md, "vae", (const char *[]){"AutoencoderKL", NULL}));
+    OG_TRY(expect_component(ctx->md, "text_encoder", (const char *[]){"Qwen3Model", NULL}));
+    OG_TRY(expect_component(ctx->md, "tokenizer",
+                            (const char *[]){"Qwen2Tokenizer", "Qwen2TokenizerFast", NULL}));
+    OG_TRY(expect_component(ctx->md, "scheduler",
+                            (const char *[]){"FlowMatchEulerDiscreteScheduler", NULL}));
+    OG_TRY(og_model_dir_path(ctx->md, "transformer", NULL, ctx->dit_dir, sizeof ctx->dit_dir));
+    OG_TRY(og_model_dir_path(ctx->md, "vae", NULL, ctx->vae_dir, sizeof ctx->vae_dir));
+    OG_TRY(og_model_dir_path(ctx->md, "text_encoder", NULL, ctx->text_dir, sizeof ctx->text_dir));
+    OG_TRY(og_model_dir_path(ctx->md, "tokenizer", NULL, ctx->tok_dir, sizeof ctx->tok_dir));
+    OG_TRY(og_model_dir_path(ctx->md, "scheduler", "scheduler_config.json", ctx->sched_path,
+                             sizeof ctx->sched_path));
+    og_status s = og_zimage_read_config(ctx->dit_dir, &ctx->dit_cfg);
+    if (s != OG_OK)
+        return og_fail_context(s, "transformer");
+    return read_vae_config(ctx);
+}
+
+og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params *lp)
+{
+    *out = NULL;
+    og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
+    if (params.backend == OG_BACKEND_CUDA)
+        return og_fail(OG_ERR_UNSUPPORTED, "the Z-Image pipeline runs on the CPU in this version "
+                                           "(use --backend cpu)");
+    og_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx || !(ctx->root = strdup(model_dir))) {
+        free(ctx);
+        return og_fail(OG_ERR_OOM, "out of memory");
+    }
+    ctx->lp = params;
+    og_status s = open_dir(ctx, model_dir);
+    if (s != OG_OK) {
+        og_free(ctx);
+        return s;
+    }
+    *out = ctx;
+    return OG_OK;
+}
+
+void og_free(og_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    og_zimage_free(ctx->dit);
+    og_vae_free(ctx->vae);
+    og_model_dir_free(ctx->md);
+    free(ctx->root);
+    free(ctx);
+}
+
+int og_size_multiple(const og_ctx *ctx) { return ctx->vae_scale * ctx->dit_cfg.patch_size; }
+int og_model_heads(const og_ctx *ctx) { return ctx->dit_cfg.n_heads; }
+const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
+
+og_status og_ctx_load_weights(og_ctx *ctx)
+{
+    og_status s;
+    if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
+        return og_fail_context(s, "loading the transformer");
+    if (!ctx->vae && (s = og_vae_load(&ctx->vae, ctx->vae_dir)) != OG_OK)
+        return og_fail_context(s, "loading the VAE");
+    return OG_OK;
+}
+
+/* The nearest multiples of m around v, for the error message. */
+static og_status check_size(const char *what, int v, int m)
+{
+    if (v <= 0)
+        return og_fail(OG_ERR_INVALID_ARG, "%s must be positive, got %d", what, v);
+    if (v % m != 0) {
+        int lo = v / m * m;
+        if (lo == 0)
+            return og_fail(OG_ERR_INVALID_ARG, "%s %d is not a multiple of %d (the VAE scale "
+                                               "times the patch size); try %d",
+                           what, v, m, m);
+        return og_fail(OG_ERR_INVALID_ARG, "%s %d is not a multiple of %d (the VAE scale times "
+                                           "the patch size); try %d or %d",
+                       what, v, m, lo, lo + m);
+    }
+    return OG_OK;
+}
+
+/* The folder of an output file must exist and be writable before any work starts. */
+static og_status check_output(const char *path)
+{
+    if (!*path)
+        return og_fail(OG_ERR_INVALID_ARG, "the output file name is empty");
+    char *copy = strdup(path);
+    if (!copy)
+        return og_fail(OG_ERR_OOM, "out of memory");
+    const char *dir = dirname(copy);
+    og_status s = OG_OK;
+    if (access(dir, W_OK) != 0)
+        s = og_fail(OG_ERR_IO, "cannot write %s: folder %s: %s", path, dir, strerror(errno));
+    free(copy);
+    return s;
+}
+
+og_status og_validate_request(const og_ctx *ctx, const og_gen_params *p, int64_t cap_len)
+{
+    if (!p->prompt)
+        return og_fail(OG_ERR_INVALID_ARG, "no prompt given");
+    int m = og_size_multiple(ctx);
+    OG_TRY(check_size("width", p->width, m));
+    OG_TRY(check_size("height", p->height, m));
+    if (p->steps < 1)
+        return og_fail(OG_ERR_INVALID_ARG, "steps must be at least 1, got %d", p->steps);
+    if (!isfinite(p->guidance_scale) || p->guidance_scale < 0)
+        return og_fail(OG_ERR_INVALID_ARG, "guidance_scale must be a number >= 0, got %g",
+                       p->guidance_scale);
+    if (p->max_sequence_length < 1)
+        return og_fail(OG_ERR_INVALID_ARG, "max_sequence_length must be at least 1, got %d",
+                       p->max_sequence_length);
+    if (p->parallel.cfg_degree == 2 && p->guidance_scale <= 0)
+        return og_fail(OG_ERR_PARALLEL, "cfg_degree 2 runs the two guidance branches on separate "
+                                        "ranks, but guidance_scale is 0 (there is one branch): "
+                                        "use --cfg-degree 1 or set --guidance-scale");
+    int64_t lat_h = p->height / ctx->vae_scale, lat_w = p->width / ctx->vae_scale;
+    og_status s = og_zimage_check_layout(&ctx->dit_cfg, &p->parallel, lat_h, lat_w, cap_len, 0);
+    if (s != OG_OK)
+        return s;
+    if (p->output)
+        OG_TRY(check_output(p->output));
+    return OG_OK;
+}
