@@ -137,10 +137,13 @@ static og_status parse_entry(const og_st_file *f, const cJSON *item, og_st_entry
     if (overflow || __builtin_mul_overflow(numel, (uint64_t)*bits, &nbits))
         return og_fail(OG_ERR_FORMAT, "%s: tensor \"%s\": shape %s of %s overflows a 64-bit byte "
                        "count", p, n, sbuf, e->dtype_name);
-    if (nbits % 8 != 0 || nbits / 8 != span->end - span->begin)
-        return og_fail(OG_ERR_FORMAT, "%s: tensor \"%s\": shape %s of %s needs %llu bits but "
-                       "data_offsets [%llu, %llu] span %llu bytes", p, n, sbuf, e->dtype_name,
-                       (unsigned long long)nbits, (unsigned long long)span->begin,
+    if (nbits % 8 != 0)
+        return og_fail(OG_ERR_FORMAT, "%s: tensor \"%s\": shape %s of %s is %llu bits, not a whole "
+                       "number of bytes", p, n, sbuf, e->dtype_name, (unsigned long long)nbits);
+    if (nbits / 8 != span->end - span->begin)
+        return og_fail(OG_ERR_FORMAT, "%s: tensor \"%s\": shape %s of %s needs %llu bytes but "
+                       "data_offsets [%llu, %llu] span %llu", p, n, sbuf, e->dtype_name,
+                       (unsigned long long)(nbits / 8), (unsigned long long)span->begin,
                        (unsigned long long)span->end,
                        (unsigned long long)(span->end - span->begin));
     e->nbytes = nbits / 8;
