@@ -139,8 +139,8 @@ og_status og_cuda_rope(og_cuda_ctx *ctx, og_bf16 *x, int64_t tokens, int heads, 
 /* og_attention on the device: q, k, v bf16 at the descriptor's strides (kv_valid a device
  * array or NULL), out of type ot (bf16, or f32 for ring partials that merge in fp32) at
  * o_stride, lse [sq, heads] f32 (natural log) or NULL. A row that sees no key gets out = 0 and
- * lse = -INFINITY. Head dims 64, 128 and 256 (16-byte aligned rows) run a tensor-core flash
- * kernel; any other head_dim up to 256 runs a plain tiled kernel. */
+ * lse = -INFINITY. Head dims 64 and 128 with 16-byte aligned rows and strides run a tensor-core
+ * flash kernel; any other even head_dim up to 256 runs a plain warp-per-row kernel. */
 og_status og_cuda_attention(og_cuda_ctx *ctx, const og_attn_desc *d, const og_bf16 *q,
                             const og_bf16 *k, const og_bf16 *v, void *out, og_dtype ot,
                             float *lse);
