@@ -1,0 +1,167 @@
+/* Convolutions for the VAEs through cuDNN: 2-D, and causal 3-D as a time-padded 3-D convolution.
+ * bf16 tensors with fp32 accumulation on tensor cores; cuDNN's workspace and the padded input
+ * come from the context's arena and are returned before the call ends (the stream orders reuse). */
+#include "core/cuda/cuda_internal.h"
+
+#ifdef OG_HAVE_CUDNN
+
+#define DNN_TRY(call)                                                                  \
+    do {                                                                               \
+        cudnnStatus_t og_d_ = (call);                                                  \
+        if (og_d_ != CUDNN_STATUS_SUCCESS) {                                           \
+            s = og_fail(OG_ERR_DEVICE, "cuDNN %s in %s", cudnnGetErrorString(og_d_), #call); \
+            goto done;                                                                 \
+        }                                                                              \
+    } while (0)
+
+/* y[cout, out...] = conv(x[cin, in...], w[cout, cin, k...]) over nsp spatial dims (2 or 3). */
+static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp, int cin,
+                         const int *in, const og_bf16 *wgt, int cout, const int *ksz,
+                         const int *stride, const int *pad)
+{
+    og_status s = OG_OK;
+    cudnnTensorDescriptor_t xd = NULL, yd = NULL;
+    cudnnFilterDescriptor_t wd = NULL;
+    cudnnConvolutionDescriptor_t cd = NULL;
+    size_t mark = og_arena_mark(&ctx->arena);
+    int nd = nsp + 2, xdim[5] = {1, cin}, ydim[5], wdim[5] = {cout, cin}, xs[5], ys[5];
+    int dil[3] = {1, 1, 1};
+    for (int i = 0; i < nsp; i++) {
+        xdim[2 + i] = in[i];
+        wdim[2 + i] = ksz[i];
+    }
+    xs[nd - 1] = 1;
+    for (int i = nd - 2; i >= 0; i--)
+        xs[i] = xs[i + 1] * xdim[i + 1];
+    DNN_TRY(cudnnCreateTensorDescriptor(&xd));
+    DNN_TRY(cudnnCreateTensorDescriptor(&yd));
+    DNN_TRY(cudnnCreateFilterDescriptor(&wd));
+    DNN_TRY(cudnnCreateConvolutionDescriptor(&cd));
+    DNN_TRY(cudnnSetTensorNdDescriptor(xd, CUDNN_DATA_BFLOAT16, nd, xdim, xs));
+    DNN_TRY(cudnnSetFilterNdDescriptor(wd, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NCHW, nd, wdim));
+    DNN_TRY(cudnnSetConvolutionNdDescriptor(cd, nsp, pad, stride, dil, CUDNN_CROSS_CORRELATION,
+                                            CUDNN_DATA_FLOAT));
+    DNN_TRY(cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH));
+    DNN_TRY(cudnnGetConvolutionNdForwardOutputDim(cd, xd, wd, nd, ydim));
+    ys[nd - 1] = 1;
+    for (int i = nd - 2; i >= 0; i--)
+        ys[i] = ys[i + 1] * ydim[i + 1];
+    DNN_TRY(cudnnSetTensorNdDescriptor(yd, CUDNN_DATA_BFLOAT16, nd, ydim, ys));
+
+    /* The fastest algorithm (by cuDNN's heuristic) whose workspace the arena can give. */
+    cudnnConvolutionFwdAlgoPerf_t perf[8];
+    int found = 0;
+    DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, xd, wd, cd, yd, 8, &found, perf));
+    size_t room = ctx->arena.cap - og_arena_mark(&ctx->arena);
+    int pick = -1;
+    for (int i = 0; i < found && pick < 0; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory + 256 <= room)
+            pick = i;
+    if (pick < 0) {
+        s = og_fail(OG_ERR_OOM, "conv %d -> %d channels: no cuDNN algorithm fits the %zu bytes "
+                    "left in the device arena", cin, cout, room);
+        goto done;
+    }
+    void *ws = NULL;
+    if (perf[pick].memory && !(ws = og_arena_alloc(&ctx->arena, perf[pick].memory))) {
+        s = OG_ERR_OOM;
+        goto done;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    DNN_TRY(cudnnConvolutionForward(ctx->dnn, &one, xd, x, wd, wgt, cd, perf[pick].algo, ws,
+                                    perf[pick].memory, &zero, yd, y));
+done:
+    og_arena_release(&ctx->arena, mark);
+    if (cd)
+        cudnnDestroyConvolutionDescriptor(cd);
+    if (wd)
+        cudnnDestroyFilterDescriptor(wd);
+    if (yd)
+        cudnnDestroyTensorDescriptor(yd);
+    if (xd)
+        cudnnDestroyTensorDescriptor(xd);
+    return s;
+}
+
+static og_status need_arena(og_cuda_ctx *ctx, const char *op)
+{
+    if (!ctx->arena.base)
+        return og_fail(OG_ERR_INVALID_ARG, "%s needs the device arena: call og_cuda_reserve first",
+                       op);
+    return OG_OK;
+}
+
+og_status og_cuda_conv2d(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int64_t cin, int64_t h,
+                         int64_t w, const og_bf16 *wgt, const float *bias, int64_t cout, int kh,
+                         int kw, int stride, int pad)
+{
+    OG_TRY(need_arena(ctx, "conv2d"));
+    OG_TRY(og_cuda_use(ctx));
+    int in[2] = {(int)h, (int)w}, k[2] = {kh, kw}, st[2] = {stride, stride}, pd[2] = {pad, pad};
+    OG_TRY(conv_nd(ctx, y, x, 2, (int)cin, in, wgt, (int)cout, k, st, pd));
+    if (bias) {
+        int64_t ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
+        OG_TRY(og_cuda_add_channel_bias(ctx, y, bias, cout, ho * wo));
+    }
+    return OG_OK;
+}
+
+og_status og_cuda_conv3d_causal(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x,
+                                const og_bf16 *cache, int64_t cin, int64_t t, int64_t h, int64_t w,
+                                const og_bf16 *wgt, const float *bias, int64_t cout, int kt,
+                                int kh, int kw, int pad_h, int pad_w)
+{
+    OG_TRY(need_arena(ctx, "conv3d"));
+    OG_TRY(og_cuda_use(ctx));
+    size_t mark = og_arena_mark(&ctx->arena);
+    const og_bf16 *xin = x;
+    int64_t tp = t + kt - 1, frame = h * w * (int64_t)sizeof(og_bf16);
+    if (kt > 1) {
+        /* [cin, kt-1 + t, h, w]: per channel the cached (or zero) frames, then x's frames. */
+        og_bf16 *xp = og_arena_alloc(&ctx->arena, (size_t)(cin * tp * frame));
+        if (!xp)
+            return og_fail_context(OG_ERR_OOM, "causal conv3d padding");
+        size_t dpitch = (size_t)(tp * frame), front = (size_t)((kt - 1) * frame);
+        cudaError_t e = cache ? cudaMemcpy2DAsync(xp, dpitch, cache, front, front, (size_t)cin,
+                                                  cudaMemcpyDeviceToDevice, ctx->stream)
+                              : cudaMemset2DAsync(xp, dpitch, 0, front, (size_t)cin, ctx->stream);
+        if (e == cudaSuccess)
+            e = cudaMemcpy2DAsync((char *)xp + front, dpitch, x, (size_t)(t * frame),
+                                  (size_t)(t * frame), (size_t)cin, cudaMemcpyDeviceToDevice,
+                                  ctx->stream);
+        if (e != cudaSuccess) {
+            og_arena_release(&ctx->arena, mark);
+            return og_cuda_fail(e, "causal conv3d padding", __FILE__, __LINE__);
+        }
+        xin = xp;
+    }
+    int in[3] = {(int)tp, (int)h, (int)w}, k[3] = {kt, kh, kw}, st[3] = {1, 1, 1};
+    int pd[3] = {0, pad_h, pad_w};
+    og_status s = conv_nd(ctx, y, xin, 3, (int)cin, in, wgt, (int)cout, k, st, pd);
+    og_arena_release(&ctx->arena, mark);
+    OG_TRY(s);
+    if (bias) {
+        int64_t ho = h + 2 * pad_h - kh + 1, wo = w + 2 * pad_w - kw + 1;
+        OG_TRY(og_cuda_add_channel_bias(ctx, y, bias, cout, t * ho * wo));
+    }
+    return OG_OK;
+}
+
+#else
+
+og_status og_cuda_conv2d(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int64_t cin, int64_t h,
+                         int64_t w, const og_bf16 *wgt, const float *bias, int64_t cout, int kh,
+                         int kw, int stride, int pad)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "conv2d on the GPU needs cuDNN, which this build lacks");
+}
+
+og_status og_cuda_conv3d_causal(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x,
+                                const og_bf16 *cache, int64_t cin, int64_t t, int64_t h, int64_t w,
+                                const og_bf16 *wgt, const float *bias, int64_t cout, int kt,
+                                int kh, int kw, int pad_h, int pad_w)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "conv3d on the GPU needs cuDNN, which this build lacks");
+}
+
+#endif
