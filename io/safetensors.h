@@ -74,7 +74,8 @@ og_status og_st_entry_tensor(const og_st_entry *e, const char *where, og_tensor 
 /* Writes n contiguous tensors (f32, bf16, f16, i64, i32, u8) and optional metadata given as
  * key, value, key, value, ..., NULL (or NULL for none). The file is written under a temporary
  * name in the same folder and renamed into place, so a reader never sees a partial file.
- * Tensors are laid out by element size, largest first, so every span stays aligned. */
+ * Tensors are laid out largest element first (as the reference writer does: the same tensors
+ * give the same bytes), so every span stays aligned. */
 og_status og_st_write(const char *path, int n, const char *const *names, const og_tensor *tensors,
                       const char *const *metadata);
 

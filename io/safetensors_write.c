@@ -1,5 +1,5 @@
 /* The safetensors writer used by tests and tools: builds the header with cJSON, lays tensors out
- * largest element first so every span stays aligned, and publishes the file by rename. */
+ * so every span stays aligned, and publishes the file by rename. */
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -9,8 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Layout order: I64, F32, I32, BF16, F16, U8, then by name. Element sizes never grow along it,
+ * so spans stay aligned, and it is the order the reference (Rust) writer uses, so the same
+ * tensors give the same bytes. */
+static const int layout_rank[OG_DTYPE_COUNT] = {
+    [OG_I64] = 0, [OG_F32] = 1, [OG_I32] = 2, [OG_BF16] = 3, [OG_F16] = 4, [OG_U8] = 5,
+};
+
 typedef struct {
-    size_t elem;
+    int rank;
     const char *name;
     int index;
 } write_slot;
@@ -18,8 +25,8 @@ typedef struct {
 static int write_slot_cmp(const void *a, const void *b)
 {
     const write_slot *x = a, *y = b;
-    if (x->elem != y->elem)
-        return x->elem > y->elem ? -1 : 1;
+    if (x->rank != y->rank)
+        return x->rank - y->rank;
     return strcmp(x->name, y->name);
 }
 
@@ -119,7 +126,7 @@ og_status og_st_write(const char *path, int n, const char *const *names, const o
         return og_fail(OG_ERR_OOM, "out of memory writing %s", path);
     }
     for (int i = 0; i < n; i++)
-        slots[i] = (write_slot){og_dtype_size(tensors[i].dtype), names[i], i};
+        slots[i] = (write_slot){layout_rank[tensors[i].dtype], names[i], i};
     qsort(slots, (size_t)n, sizeof *slots, write_slot_cmp);
     for (int i = 0; i < n; i++)
         order[i] = slots[i].index;

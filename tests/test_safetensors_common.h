@@ -13,7 +13,7 @@
 
 #define ST_FIXTURES OG_SOURCE_DIR "/tests/fixtures/safetensors"
 
-static cJSON *st_load_manifest(const char *path)
+static inline cJSON *st_load_manifest(const char *path)
 {
     cJSON *j = NULL;
     og_status s = og_json_load(path, &j);
@@ -26,7 +26,7 @@ static cJSON *st_load_manifest(const char *path)
 
 /* Element i of raw data in a safetensors dtype: a float dtype sets *f and returns true, an
  * integer one sets *n and returns false. */
-static bool st_elem(const char *dtype, const void *data, int64_t i, double *f, long long *n)
+static inline bool st_elem(const char *dtype, const void *data, int64_t i, double *f, long long *n)
 {
     const unsigned char *b = data;
     union {
@@ -60,14 +60,14 @@ static bool st_elem(const char *dtype, const void *data, int64_t i, double *f, l
 }
 
 /* Same value, bit for bit in sign: -0.0 differs from 0.0 and inf equals inf. */
-static bool st_same_double(double a, double b)
+static inline bool st_same_double(double a, double b)
 {
     return a == b && signbit(a) == signbit(b);
 }
 
 /* Checks one tensor (dtype, shape, every element, raw bits for 16-bit floats) against its
  * manifest description. */
-static void st_check_entry(const char *where, const og_st_entry *e, const cJSON *want)
+static inline void st_check_entry(const char *where, const og_st_entry *e, const cJSON *want)
 {
     const char *dtype = cJSON_GetObjectItem(want, "dtype")->valuestring;
     const cJSON *shape = cJSON_GetObjectItem(want, "shape");
@@ -114,7 +114,7 @@ static void st_check_entry(const char *where, const og_st_entry *e, const cJSON 
 }
 
 /* The status name and a message substring the manifest expects, for one failed call. */
-static void st_check_failure(const char *what, og_status s, const cJSON *want)
+static inline void st_check_failure(const char *what, og_status s, const cJSON *want)
 {
     const char *status = cJSON_GetObjectItem(want, "status")->valuestring;
     const char *msg = cJSON_GetObjectItem(want, "message")->valuestring;

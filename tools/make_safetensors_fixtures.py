@@ -271,8 +271,8 @@ def main():
     dirs_bad["index_no_map"] = {"status": "bad format", "message": 'has no "weight_map" object'}
     sharded("index_bad_json", "auto")
     with open(f"{OUT}/dirs/index_bad_json/model.safetensors.index.json", "w") as f:
-        f.write('{"weight_map": {"embed.weight": \n')
-    dirs_bad["index_bad_json"] = {"status": "bad format", "message": "is not valid JSON (line 2"}
+        f.write('{\n  "weight_map": {\n    "embed.weight": model-00001-of-00002.safetensors\n')
+    dirs_bad["index_bad_json"] = {"status": "bad format", "message": "is not valid JSON (line 3"}
     sharded("two_indexes", "auto")
     shutil.copy(f"{OUT}/dirs/two_indexes/model.safetensors.index.json",
                 f"{OUT}/dirs/two_indexes/model.fp16.safetensors.index.json")
