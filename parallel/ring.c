@@ -1,0 +1,83 @@
+/* Ring attention: each rank keeps its queries while the K/V super-shards travel the ring (send to
+ * the next rank, receive from the previous), double-buffered so the transfer of the next block is
+ * started before attention on the current one. Blocks may differ in length. Partial results merge
+ * in fp32 by log-sum-exp. A local block (replicated text K/V) is attended exactly once, after the
+ * ring, on every rank: it never travels. */
+#include <math.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "parallel/sp_internal.h"
+
+void og_lse_merge(float *out, float *lse, const float *out_b, const float *lse_b, int64_t rows,
+                  int D)
+{
+#pragma omp parallel for schedule(static) if (rows * D > 65536)
+    for (int64_t i = 0; i < rows; i++) {
+        const float a = lse[i], b = lse_b[i];
+        float *o = out + i * D;
+        const float *ob = out_b + i * D;
+        if (b == -INFINITY)
+            continue;
+        if (a == -INFINITY) {
+            memcpy(o, ob, (size_t)D * sizeof(float));
+            lse[i] = b;
+            continue;
+        }
+        const float m = a > b ? a : b;
+        const float ea = expf(a - m), eb = expf(b - m), s = ea + eb;
+        const float wa = ea / s, wb = eb / s;
+        for (int d = 0; d < D; d++)
+            o[d] = wa * o[d] + wb * ob[d];
+        lse[i] = m + logf(s);
+    }
+}
+
+/* Attention of all queries against one K/V block; the first block writes the result, later ones
+ * merge into it. */
+static og_status attend_block(const og_ring_args *a, const float *k, const float *v, int64_t len,
+                              int64_t stride, int first)
+{
+    const og_attn_desc d = {.sq = a->lq, .skv = len, .heads = a->hn, .head_dim = a->D,
+                            .q_stride = (int64_t)a->hn * a->D, .k_stride = stride,
+                            .v_stride = stride, .o_stride = (int64_t)a->hn * a->D,
+                            .scale = a->scale};
+    if (first)
+        return og_attention(&d, a->q, k, v, a->out, a->lse);
+    OG_TRY(og_attention(&d, a->q, k, v, a->tmp_out, a->tmp_lse));
+    og_lse_merge(a->out, a->lse, a->tmp_out, a->tmp_lse, a->lq * a->hn, a->D);
+    return OG_OK;
+}
+
+og_status og_ring_attention(og_comm *ring, const og_ring_args *a)
+{
+    const int R = ring->size, me = ring->rank;
+    const int next = (me + 1) % R, prev = (me + R - 1) % R;
+    const int64_t row = (int64_t)a->hn * a->D;
+    const float *cur = a->kv_own;
+    int blk = me;
+    for (int step = 0; step < R; step++) {
+        const int64_t len = a->block_len[blk];
+        const int incoming = (blk + R - 1) % R;
+        float *nxt = cur == a->kv_a ? a->kv_b : a->kv_a;
+        og_comm_req req;
+        if (step < R - 1)
+            OG_TRY(og_comm_sendrecv_start(ring, cur, (size_t)(2 * len * row) * sizeof(float), next,
+                                          nxt,
+                                          (size_t)(2 * a->block_len[incoming] * row) *
+                                              sizeof(float),
+                                          prev, &req));
+        og_status st = attend_block(a, cur, cur + len * row, len, row, step == 0);
+        if (step < R - 1) {
+            og_status wst = og_comm_sendrecv_wait(&req);
+            if (st == OG_OK)
+                st = wst;
+        }
+        OG_TRY(st);
+        cur = nxt;
+        blk = incoming;
+    }
+    if (a->extra_len > 0)
+        OG_TRY(attend_block(a, a->extra_k, a->extra_v, a->extra_len, a->extra_stride, 0));
+    return OG_OK;
+}

@@ -1,0 +1,139 @@
+/* og_sp_attention: hybrid USP. Ulysses all-to-all(-v) to heads over the group's super-shard, Ring
+ * attention across super-shards, reverse all-to-all(-v) back to tokens. With U = 1 it is pure
+ * Ring, with R = 1 pure Ulysses. Joint text (replicated on every rank): each rank takes its head
+ * slice of the text K/V and attends it once locally; the text queries are split over the ring
+ * ranks (each attends them against every image block as they pass), and the text output is
+ * all-gathered over the sequence group (heads from Ulysses peers, tokens from ring peers). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel/sp_internal.h"
+
+#define FLOAT_ALIGN 16 /* 64 bytes */
+
+static size_t round_up(size_t n) { return (n + FLOAT_ALIGN - 1) & ~(size_t)(FLOAT_ALIGN - 1); }
+
+static og_status check_args(const og_sp *sp, const og_sp_attn_args *a)
+{
+    OG_TRY(og_parallel_config_validate(&sp->cfg, a->heads, a->seq, 0));
+    if (a->heads < 1 || a->head_dim < 1 || a->seq < 1 || a->text_len < 0)
+        return og_fail(OG_ERR_SHAPE, "SP attention: bad shape (seq %lld, text %lld, heads %d, "
+                       "head_dim %d)", (long long)a->seq, (long long)a->text_len, a->heads,
+                       a->head_dim);
+    if (!a->q || !a->k || !a->v || !a->out ||
+        (a->text_len > 0 && (!a->text_q || !a->text_k || !a->text_v || !a->text_out)))
+        return og_fail(OG_ERR_INVALID_ARG, "SP attention: a buffer is missing");
+    return OG_OK;
+}
+
+/* The text output pieces: SP rank j holds text tokens of ring index j / U, heads of Ulysses
+ * index j % U. Gathered over the sequence group, then placed in text_out [T, H, D]. */
+static og_status gather_text(og_sp *sp, const og_sp_geom *g, int64_t T, const float *mine,
+                             float *recv, float *text_out)
+{
+    const int P = g->U * g->R, D = g->D;
+    size_t *counts = malloc(2 * (size_t)P * sizeof *counts);
+    if (!counts)
+        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d counts", P);
+    size_t *displs = counts + P, at = 0;
+    for (int j = 0; j < P; j++) {
+        int64_t toff, tlen;
+        int h0, hn;
+        og_shard_range(T, g->R, j / g->U, &toff, &tlen);
+        og_head_range(g->H, g->U, j % g->U, &h0, &hn);
+        counts[j] = (size_t)(tlen * hn * D) * sizeof(float);
+        displs[j] = at;
+        at += counts[j];
+    }
+    const int me = g->r * g->U + g->u;
+    og_status st = og_comm_all_gather_v(sp->seq, mine, counts[me], recv, counts, displs);
+    for (int j = 0; j < P && st == OG_OK; j++) {
+        int64_t toff, tlen;
+        int h0, hn;
+        og_shard_range(T, g->R, j / g->U, &toff, &tlen);
+        og_head_range(g->H, g->U, j % g->U, &h0, &hn);
+        const float *blk = recv + displs[j] / sizeof(float);
+        for (int64_t t = 0; t < tlen; t++)
+            memcpy(text_out + ((toff + t) * g->H + h0) * D, blk + t * hn * D,
+                   (size_t)hn * D * sizeof(float));
+    }
+    free(counts);
+    return st;
+}
+
+og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
+{
+    OG_TRY(check_args(sp, a));
+    og_sp_geom g;
+    og_sp_geom_init(&g, sp, a->seq, a->heads, a->head_dim);
+    const int D = g.D, H = g.H, R = g.R;
+    const int64_t T = a->text_len, L = g.len, Ls = g.super_len, row = (int64_t)g.hn * D;
+    int64_t toff, tlen;
+    og_shard_range(T, R, g.r, &toff, &tlen);
+    const int64_t lq = Ls + tlen;
+
+    int64_t *block_len = malloc((size_t)R * sizeof *block_len);
+    if (!block_len)
+        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d block lengths", R);
+    int64_t max_block = 0;
+    for (int j = 0; j < R; j++) {
+        int64_t off;
+        og_sp_super_range(&g, j, &off, &block_len[j]);
+        if (block_len[j] > max_block)
+            max_block = block_len[j];
+    }
+
+    /* One scratch block: from the caller's arena when given, else the heap. */
+    enum { PACK, RECV, Q, KV_A, KV_B, OUT, LSE, TMP_OUT, TMP_LSE, TEXT, NBUF };
+    const size_t n[NBUF] = {
+        [PACK] = (size_t)(3 * L * H * D),  [RECV] = (size_t)(3 * Ls * row),
+        [Q] = (size_t)(lq * row),          [KV_A] = (size_t)(2 * max_block * row),
+        [KV_B] = R > 1 ? (size_t)(2 * max_block * row) : 0,
+        [OUT] = (size_t)(lq * row),        [LSE] = (size_t)(lq * g.hn),
+        [TMP_OUT] = (size_t)(lq * row),    [TMP_LSE] = (size_t)(lq * g.hn),
+        [TEXT] = (size_t)(T * H * D),
+    };
+    size_t total = 0;
+    for (int i = 0; i < NBUF; i++)
+        total += round_up(n[i]);
+    const size_t mark = a->scratch ? og_arena_mark(a->scratch) : 0;
+    float *base = a->scratch ? og_arena_alloc(a->scratch, total * sizeof(float))
+                             : aligned_alloc(64, total * sizeof(float));
+    if (!base) {
+        free(block_len);
+        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %zu bytes of scratch",
+                       total * sizeof(float));
+    }
+    float *buf[NBUF];
+    size_t at = 0;
+    for (int i = 0; i < NBUF; at += round_up(n[i]), i++)
+        buf[i] = base + at;
+
+    og_status st = og_ulysses_scatter_heads(sp->ulysses, &g, a->q, a->k, a->v, buf[Q], buf[KV_A],
+                                            buf[PACK], buf[RECV]);
+    if (st == OG_OK) {
+        for (int64_t t = 0; t < tlen; t++)
+            memcpy(buf[Q] + (Ls + t) * row, a->text_q + ((toff + t) * H + g.h0) * D,
+                   (size_t)row * sizeof(float));
+        const og_ring_args ra = {
+            .q = buf[Q], .lq = lq, .hn = g.hn, .D = D, .scale = a->scale,
+            .block_len = block_len, .kv_own = buf[KV_A],
+            .extra_len = T, .extra_stride = (int64_t)H * D,
+            .extra_k = T > 0 ? a->text_k + (int64_t)g.h0 * D : NULL,
+            .extra_v = T > 0 ? a->text_v + (int64_t)g.h0 * D : NULL,
+            .out = buf[OUT], .lse = buf[LSE], .kv_a = buf[KV_A], .kv_b = buf[KV_B],
+            .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE],
+        };
+        st = og_ring_attention(sp->ring, &ra);
+    }
+    if (st == OG_OK)
+        st = og_ulysses_gather_heads(sp->ulysses, &g, buf[OUT], a->out, buf[PACK]);
+    if (st == OG_OK && T > 0)
+        st = gather_text(sp, &g, T, buf[OUT] + Ls * row, buf[TEXT], a->text_out);
+    if (a->scratch)
+        og_arena_release(a->scratch, mark);
+    else
+        free(base);
+    free(block_len);
+    return st;
+}
