@@ -291,6 +291,9 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
         float *buf = aligned_alloc(64, floats * sizeof(float));
         attn_scratch w = {0};
         if (buf) {
+            /* Zeroed once: the K^T rows past head_dim (up to dp) are never written but are read
+             * by the score kernel, and 0 * (uninitialised NaN) would poison the scores. */
+            memset(buf, 0, floats * sizeof(float));
             w.q = buf;
             w.o = w.q + (size_t)BQ * dp;
             w.s = w.o + (size_t)BQ * dp;
