@@ -169,9 +169,13 @@ static og_status check_index(const og_weights *w, const char *index_path, const 
         const w_item *it = find_item(w, kv->string);
         const char *path = it ? og_st_path(w->files[it->file]) : "";
         const char *base = strrchr(path, '/');
-        if (!it || strcmp(base ? base + 1 : path, kv->valuestring) != 0)
-            return og_fail(OG_ERR_FORMAT, "%s maps \"%s\" to %s, but %s", index_path, kv->string,
-                           kv->valuestring, it ? "it is in another shard" : "that shard lacks it");
+        base = base ? base + 1 : path;
+        if (!it)
+            return og_fail(OG_ERR_FORMAT, "%s maps \"%s\" to %s, but that shard lacks it",
+                           index_path, kv->string, kv->valuestring);
+        if (strcmp(base, kv->valuestring) != 0)
+            return og_fail(OG_ERR_FORMAT, "%s maps \"%s\" to %s, but it is in %s", index_path,
+                           kv->string, kv->valuestring, base);
     }
     return OG_OK;
 }
@@ -193,8 +197,8 @@ static og_status open_indexed(og_weights **out, const char *dir, const char *ind
     og_weights *w = NULL;
     if (s == OG_OK)
         s = weights_new(&w, dir, shards.n);
-    if (s == OG_OK)
-        s = open_files(w, dir, shards.v, shards.n);
+    if (s == OG_OK && (s = open_files(w, dir, shards.v, shards.n)) != OG_OK)
+        og_fail_context(s, "a shard named by %s", index_path);
     if (s == OG_OK)
         s = build_table(w);
     if (s == OG_OK)
@@ -227,11 +231,14 @@ og_status og_weights_open_dir(og_weights **out, const char *component_dir)
             s = list_add(&files, de->d_name);
     }
     closedir(d);
+    /* readdir order is arbitrary: sort, so shards load and messages read the same everywhere. */
     if (files.n > 1)
         qsort(files.v, (size_t)files.n, sizeof *files.v, str_cmp);
+    if (index.n > 1)
+        qsort(index.v, (size_t)index.n, sizeof *index.v, str_cmp);
     if (s == OG_OK && index.n > 1)
-        s = og_fail(OG_ERR_FORMAT, "%s holds %d shard indexes (%s, %s, ...); keep one", component_dir,
-                    index.n, index.v[0], index.v[1]);
+        s = og_fail(OG_ERR_FORMAT, "%s holds %d shard indexes (%s, %s%s); keep one", component_dir,
+                    index.n, index.v[0], index.v[1], index.n > 2 ? ", ..." : "");
     else if (s == OG_OK && index.n == 1)
         s = open_indexed(out, component_dir, index.v[0]);
     else if (s == OG_OK && files.n == 0)

@@ -6,8 +6,10 @@ and rounded to bf16/f16 by torch; expected.json records every stored element (fl
 strings, so inf and -0.0 survive; integers as decimal strings, so int64 stays exact) for the C
 tests to compare against. Malformed files are built byte by byte, each with the status name and a
 message substring the reader must report (bad/expected.json), and the folders under dirs/ cover
-sharded loading. writer_ref.safetensors is what og_st_write must reproduce byte for byte.
+sharded loading. writer_ref.safetensors is what og_st_write must reproduce byte for byte. The
+weights of tests/fixtures/diffusers_min (whose JSON files are hand-written) are written here too.
 """
+import glob
 import json
 import os
 import shutil
@@ -89,10 +91,10 @@ def main():
         "layers.0.attention.to_q.weight": torch.tensor(rng.standard_normal((3, 2)),
                                                        dtype=torch.float32).to(torch.bfloat16),
     }
-    save_file(dtypes, f"{OUT}/valid/dtypes.safetensors",
-              metadata={"format": "pt", "note": "omnigen fixture"})
-    expected["valid/dtypes.safetensors"] = {
-        "metadata": {"format": "pt", "note": "omnigen fixture"}, "tensors": describe(dtypes)}
+    # One metadata key: the reference writer orders several by a random hash, and these files
+    # should come out the same on every run.
+    save_file(dtypes, f"{OUT}/valid/dtypes.safetensors", metadata={"format": "pt"})
+    expected["valid/dtypes.safetensors"] = {"metadata": {"format": "pt"}, "tensors": describe(dtypes)}
 
     unsupported = {
         "f64": torch.tensor([1.5, -2.0, 3.25], dtype=torch.float64),
@@ -114,8 +116,9 @@ def main():
         "bytes": {"dtype": "U8", "shape": [3], "values": ["9", "8", "7"]},
         "floats": {"dtype": "F32", "shape": [2], "values": ["1.25", "-3.5"]}}}
 
-    raw_file(f"{OUT}/valid/no_tensors.safetensors", {"__metadata__": {"only": "metadata"}})
-    expected["valid/no_tensors.safetensors"] = {"metadata": {"only": "metadata"}, "tensors": {}}
+    meta = {"only": "metadata", "note": "omnigen fixture"}
+    raw_file(f"{OUT}/valid/no_tensors.safetensors", {"__metadata__": meta})
+    expected["valid/no_tensors.safetensors"] = {"metadata": meta, "tensors": {}}
 
     # ---- the writer's byte-exact reference ---------------------------------------------------
     # og_st_write must produce exactly these bytes for the same tensors (test_safetensors_write.c
@@ -258,7 +261,7 @@ def main():
     sharded("index_wrong_shard", {"embed.weight": names[1], "layers.0.norm.weight": names[0]})
     dirs_bad["index_wrong_shard"] = {"status": "bad format",
                                      "message": 'maps "embed.weight" to model-00002-of-00002.safetensors, '
-                                                "but it is in another shard"}
+                                                "but it is in model-00001-of-00002.safetensors"}
     sharded("index_absent_tensor", {"embed.weight": names[0], "ghost": names[1]})
     dirs_bad["index_absent_tensor"] = {"status": "bad format",
                                        "message": 'maps "ghost" to model-00002-of-00002.safetensors, '
@@ -288,6 +291,33 @@ def main():
     dirs_bad["bad_shard"] = {"status": "bad format", "message": "run past the end of the data section"}
     with open(f"{OUT}/dirs/expected.json", "w") as f:
         json.dump(dirs_bad, f, indent=1, sort_keys=True)
+
+    # ---- weights of the hand-written diffusers folder tests/fixtures/diffusers_min ---------------
+    # The JSON files there are written by hand; only the weights come from here: a single-file
+    # transformer and a two-shard text encoder, as the released checkpoints are laid out.
+    mini = "tests/fixtures/diffusers_min"
+    for f in glob.glob(f"{mini}/*/*.safetensors*"):
+        os.remove(f)
+    tf = {"x_pad_token": torch.tensor(rng.standard_normal((1, 8)), dtype=torch.float32)
+          .to(torch.bfloat16),
+          "layers.0.attention.to_q.weight": torch.tensor(rng.standard_normal((8, 8)),
+                                                         dtype=torch.float32).to(torch.bfloat16),
+          "layers.0.attention_norm1.weight": torch.tensor(rng.standard_normal(8) + 1,
+                                                          dtype=torch.float32)}
+    save_file(tf, f"{mini}/transformer/diffusion_pytorch_model.safetensors", metadata={"format": "pt"})
+    expected["diffusers_min/transformer"] = {"tensors": describe(tf)}
+    te = [{"embed_tokens.weight": torch.tensor(rng.standard_normal((64, 16)), dtype=torch.float32)
+           .to(torch.bfloat16)},
+          {"norm.weight": torch.tensor(rng.standard_normal(16) + 1, dtype=torch.float32)
+           .to(torch.bfloat16)}]
+    te_names = [f"model-0000{i + 1}-of-00002.safetensors" for i in range(2)]
+    for n, shard in zip(te_names, te):
+        save_file(shard, f"{mini}/text_encoder/{n}", metadata={"format": "pt"})
+    with open(f"{mini}/text_encoder/model.safetensors.index.json", "w") as f:
+        json.dump({"metadata": {"total_size": sum(t.numel() * t.element_size()
+                                                  for s in te for t in s.values())},
+                   "weight_map": {k: n for n, s in zip(te_names, te) for k in s}}, f, indent=2)
+    expected["diffusers_min/text_encoder"] = {"tensors": describe({**te[0], **te[1]})}
 
     with open(f"{OUT}/expected.json", "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
