@@ -205,9 +205,6 @@ size_t og_cuda_peak_bytes(const og_cuda_ctx *ctx)
 og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *host_src,
                          og_dtype st, size_t n)
 {
-    if (dt != OG_F32 && dt != OG_BF16)
-        return og_fail(OG_ERR_UNSUPPORTED, "upload to %s: device tensors are f32 or bf16",
-                       og_dtype_name(dt));
     OG_TRY(og_cuda_use(ctx));
     size_t es = og_dtype_size(dt);
     if (st == dt) {
@@ -215,8 +212,9 @@ og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *h
         OG_CUDA_TRY(cudaStreamSynchronize(ctx->stream));
         return OG_OK;
     }
-    if (st != OG_F32 && st != OG_BF16 && st != OG_F16)
-        return og_fail(OG_ERR_UNSUPPORTED, "upload from %s", og_dtype_name(st));
+    if ((dt != OG_F32 && dt != OG_BF16) || (st != OG_F32 && st != OG_BF16 && st != OG_F16))
+        return og_fail(OG_ERR_UNSUPPORTED, "upload of %s as %s: device floats are f32 or bf16",
+                       og_dtype_name(st), og_dtype_name(dt));
     size_t chunk = n < OG_STAGE_ELEMS ? n : OG_STAGE_ELEMS;
     float *f = malloc(chunk * sizeof(float));
     void *stage = malloc(chunk * es);

@@ -27,14 +27,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The core headers are C: kernels compiled as CUDA C++ see them with C linkage too. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "core/arena.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/ops.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 typedef uint16_t og_bf16; /* bf16 storage; __nv_bfloat16 in kernels */
 typedef struct og_cuda_ctx og_cuda_ctx;
@@ -75,7 +76,8 @@ size_t og_cuda_peak_bytes(const og_cuda_ctx *ctx);
 og_status og_cuda_mem_info(const og_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes);
 
 /* Copies n elements of type st from host memory to the device, converting to dt (f32 or bf16;
- * st may be f32, bf16 or f16). Synchronous with respect to the host buffer. */
+ * st may be f32, bf16 or f16), or as they are when dt == st (masks, indices). Synchronous with
+ * respect to the host buffer. */
 og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *host_src,
                          og_dtype st, size_t n);
 /* Copies n elements of type st (f32 or bf16) from the device into f32 host memory; waits. */
