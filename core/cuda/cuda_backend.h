@@ -84,6 +84,15 @@ og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *h
 og_status og_cuda_download(og_cuda_ctx *ctx, float *host_dst, const void *src, og_dtype st,
                            size_t n);
 
+/* ---- ranks sharing a GPU ------------------------------------------------------------------- */
+
+struct og_inproc_copy; /* parallel/comm.h */
+/* Fills the copy hook that makes the in-process communicator (og_inproc_world_create,
+ * og_run_ranks_copy) move device memory of `device`: every SP layout then runs with all its ranks
+ * on one GPU. A rank synchronises its context (og_cuda_sync) before handing a buffer to a
+ * collective or a send; received data is complete when the call (or sendrecv_wait) returns. */
+void og_cuda_inproc_copy(int device, struct og_inproc_copy *out);
+
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 
 typedef enum { OG_CUDA_ACT_NONE = 0, OG_CUDA_ACT_GELU_TANH } og_cuda_act;
