@@ -532,8 +532,19 @@ def make_tokenizer_fixtures(tok_dir, out_dir):
         chat_512 = [i for i, m in zip(enc["input_ids"][0], enc["attention_mask"][0]) if m]
         cases.append({"text": text, "ids": plain, "chat_text": chat, "chat_ids": chat_ids,
                       "chat_ids_512": chat_512})
+    # NFC on its own: decomposed Latin, reordered marks, Hangul jamo, singletons, exclusions.
+    nfc_inputs = [
+        "e\u0301", "A\u030a", "a\u0323\u0302", "a\u0302\u0323", "o\u0308\u0304",
+        "\u1112\u1161\u11ab\u1100\u1173\u11af", "\u1100\u1161", "\uac00\u11a8",
+        "\u212b", "\u2126", "\u0958", "\u0344", "\u1e9b\u0323", "\u0041\u0300\u0301\u0327",
+        "q\u0307\u0323", "\u0fb2\u0f80\u0f71", "\U0001d15e", "\u00c5\u0301",
+        "ﬁ ﬃ ① ½", "x\u0338\u0300y", "\u0b47\u0b3e \u0dd9\u0dcf\u0dca",
+    ]
+    import unicodedata
+    nfc = [{"in": s, "nfc": unicodedata.normalize("NFC", s)} for s in nfc_inputs]
     os.makedirs(out_dir, exist_ok=True)
     doc = {
+        "nfc": nfc,
         "tokenizer": os.path.relpath(tok_dir, ROOT),
         "about": ("ids: tokenizer(text).input_ids; chat_text: apply_chat_template([{role: user, "
                   "content: text}], add_generation_prompt=True, enable_thinking=True); chat_ids: "
