@@ -154,6 +154,8 @@ static og_status parse_metadata(og_st_file *f, const cJSON *meta)
 {
     if (!cJSON_IsObject(meta))
         return og_fail(OG_ERR_FORMAT, "%s: __metadata__ is not a JSON object", f->path);
+    if (f->meta)
+        return og_fail(OG_ERR_FORMAT, "%s: __metadata__ appears twice in the header", f->path);
     int n = cJSON_GetArraySize(meta);
     f->meta = calloc((size_t)n * 2 + 1, sizeof *f->meta);
     if (!f->meta)

@@ -205,6 +205,8 @@ def main():
             header={"__metadata__": 5})
     add_bad("metadata_not_string", "bad format", '__metadata__ value "n" is not a string',
             header={"__metadata__": {"n": 1}})
+    add_bad("duplicate_metadata", "bad format", "__metadata__ appears twice",
+            header=b'{"__metadata__":{"a":"1"},"__metadata__":{"b":"2","c":"3"}}')
     add_bad("too_many_dims", "unsupported", 'has 7 dimensions, more than the 6',
             header={"a": entry("F32", [1] * 7, 0, 4)}, data=bytes(4))
     with open(f"{OUT}/bad/expected.json", "w") as f:
