@@ -84,9 +84,15 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
     OG_TRY(og_model_dir_path(ctx->md, "tokenizer", NULL, ctx->tok_dir, sizeof ctx->tok_dir));
     OG_TRY(og_model_dir_path(ctx->md, "scheduler", "scheduler_config.json", ctx->sched_path,
                              sizeof ctx->sched_path));
-    og_status s = og_zimage_read_config(ctx->dit_dir, &ctx->dit_cfg);
-    if (s != OG_OK)
-        return og_fail_context(s, "transformer");
+    og_status st = og_bpe_load(&ctx->tok, ctx->tok_dir);
+    if (st != OG_OK)
+        return og_fail_context(st, "loading the tokenizer");
+    st = og_flowmatch_config_read(ctx->sched_path, &ctx->sched);
+    if (st != OG_OK)
+        return og_fail_context(st, "scheduler");
+    st = og_zimage_read_config(ctx->dit_dir, &ctx->dit_cfg);
+    if (st != OG_OK)
+        return og_fail_context(st, "transformer");
     return read_vae_config(ctx);
 }
 
@@ -118,6 +124,7 @@ void og_free(og_ctx *ctx)
         return;
     og_zimage_free(ctx->dit);
     og_vae_free(ctx->vae);
+    og_bpe_free(ctx->tok);
     og_model_dir_free(ctx->md);
     free(ctx->root);
     free(ctx);
@@ -171,10 +178,9 @@ static og_status check_output(const char *path)
     return s;
 }
 
-og_status og_validate_request(const og_ctx *ctx, const og_gen_params *p, int64_t cap_len)
+static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
+                                  const int64_t cap_len[2])
 {
-    if (!p->prompt)
-        return og_fail(OG_ERR_INVALID_ARG, "no prompt given");
     int m = og_size_multiple(ctx);
     OG_TRY(check_size("width", p->width, m));
     OG_TRY(check_size("height", p->height, m));
@@ -183,18 +189,42 @@ og_status og_validate_request(const og_ctx *ctx, const og_gen_params *p, int64_t
     if (!isfinite(p->guidance_scale) || p->guidance_scale < 0)
         return og_fail(OG_ERR_INVALID_ARG, "guidance_scale must be a number >= 0, got %g",
                        p->guidance_scale);
-    if (p->max_sequence_length < 1)
-        return og_fail(OG_ERR_INVALID_ARG, "max_sequence_length must be at least 1, got %d",
-                       p->max_sequence_length);
     if (p->parallel.cfg_degree == 2 && p->guidance_scale <= 0)
         return og_fail(OG_ERR_PARALLEL, "cfg_degree 2 runs the two guidance branches on separate "
                                         "ranks, but guidance_scale is 0 (there is one branch): "
                                         "use --cfg-degree 1 or set --guidance-scale");
     int64_t lat_h = p->height / ctx->vae_scale, lat_w = p->width / ctx->vae_scale;
-    og_status s = og_zimage_check_layout(&ctx->dit_cfg, &p->parallel, lat_h, lat_w, cap_len, 0);
-    if (s != OG_OK)
-        return s;
+    for (int b = 0; b < (p->guidance_scale > 0 ? 2 : 1); b++)
+        OG_TRY(og_zimage_check_layout(&ctx->dit_cfg, &p->parallel, lat_h, lat_w, cap_len[b], 0));
     if (p->output)
         OG_TRY(check_output(p->output));
     return OG_OK;
+}
+
+og_status og_prompt_ids(const og_ctx *ctx, const og_gen_params *p, int branch, int32_t **ids,
+                        int *n)
+{
+    const char *text = branch ? (p->negative_prompt ? p->negative_prompt : "") : p->prompt;
+    og_status s = og_bpe_encode_chat(ctx->tok, text, p->max_sequence_length, ids, n);
+    if (s != OG_OK)
+        return og_fail_context(s, branch ? "negative prompt" : "prompt");
+    return OG_OK;
+}
+
+og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
+{
+    if (!p->prompt)
+        return og_fail(OG_ERR_INVALID_ARG, "no prompt given");
+    if (p->max_sequence_length < 1)
+        return og_fail(OG_ERR_INVALID_ARG, "max_sequence_length must be at least 1, got %d",
+                       p->max_sequence_length);
+    int64_t cap_len[2] = {0, 0};
+    for (int b = 0; b < (p->guidance_scale > 0 ? 2 : 1); b++) {
+        int32_t *ids;
+        int n;
+        OG_TRY(og_prompt_ids(ctx, p, b, &ids, &n));
+        free(ids);
+        cap_len[b] = n;
+    }
+    return validate_request(ctx, p, cap_len);
 }

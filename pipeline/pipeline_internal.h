@@ -8,6 +8,8 @@
 #include "dit/zimage.h"
 #include "io/diffusers.h"
 #include "pipeline/omnigen.h"
+#include "samplers/flowmatch.h"
+#include "text/bpe.h"
 
 typedef struct og_vae og_vae;
 
@@ -19,14 +21,17 @@ struct og_ctx {
     char dit_dir[4096], vae_dir[4096], text_dir[4096], tok_dir[4096], sched_path[4096];
     int vae_scale;       /* image pixels per latent pixel */
     int latent_channels; /* = the transformer's in_channels */
+    og_bpe *tok;         /* loaded with the folder: validation counts prompt tokens */
+    og_flowmatch_config sched;
     /* Loaded on the first og_generate, after its parameters were validated. */
     og_zimage *dit;
     og_vae *vae;
 };
 
-/* Every check of og_validate, given the caption's token count (after the chat template and
- * truncation). Touches no weights. */
-og_status og_validate_request(const og_ctx *ctx, const og_gen_params *p, int64_t cap_len);
+/* Token ids (malloc'd) of the prompt (branch 0) or the negative prompt (branch 1, "" when
+ * none), chat template applied, truncated to p->max_sequence_length. */
+og_status og_prompt_ids(const og_ctx *ctx, const og_gen_params *p, int branch, int32_t **ids,
+                        int *n);
 
 /* Loads the weights once (no-op when loaded). */
 og_status og_ctx_load_weights(og_ctx *ctx);
