@@ -1,0 +1,303 @@
+/* Qwen3 decoder stack as a text encoder: config and weight loading by checkpoint name, and the
+ * forward pass up to hidden_states[-2] (see text/qwen3.h for the math). */
+#include "text/qwen3.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "io/diffusers.h"
+#include "io/weights.h"
+
+typedef struct {
+    const void *w;
+    og_dtype dt;
+    const float *bias; /* NULL unless attention_bias */
+} linear_w;
+
+typedef struct {
+    const float *in_norm, *post_norm, *q_norm, *k_norm;
+    linear_w q, k, v, o, gate, up, down;
+} qwen3_layer;
+
+struct og_qwen3 {
+    og_weights *w;
+    int hidden, layers, heads, kv_heads, head_dim, inter, vocab;
+    double eps, theta;
+    og_tensor embed;
+    qwen3_layer *layer; /* the first layers - 1 */
+};
+
+int og_qwen3_hidden(const og_qwen3 *m) { return m->hidden; }
+int og_qwen3_layers(const og_qwen3 *m) { return m->layers; }
+
+void og_qwen3_free(og_qwen3 *m)
+{
+    if (!m)
+        return;
+    og_weights_free(m->w);
+    free(m->layer);
+    free(m);
+}
+
+static og_status cfg_int(const og_config *c, const char *key, int64_t lo, int64_t hi, int *out)
+{
+    int64_t v;
+    OG_TRY(og_config_int(c, key, &v));
+    if (v < lo || v > hi)
+        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]",
+                       og_config_path(c), key, (long long)v, (long long)lo, (long long)hi);
+    *out = (int)v;
+    return OG_OK;
+}
+
+static og_status read_config(og_qwen3 *m, const char *dir, bool *bias)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
+        return og_fail(OG_ERR_INVALID_ARG, "text encoder path too long: %s", dir);
+    og_config *c;
+    OG_TRY(og_config_load(&c, path));
+    og_status s = OG_OK;
+    const char *act = NULL, *model_type = NULL;
+    int64_t hd;
+#define TRY_C(expr)                 \
+    do {                            \
+        if ((s = (expr)) != OG_OK)  \
+            goto done;              \
+    } while (0)
+    TRY_C(og_config_string_or(c, "model_type", "qwen3", &model_type));
+    if (strcmp(model_type, "qwen3") != 0) {
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: model_type %s is not qwen3", path, model_type);
+        goto done;
+    }
+    TRY_C(cfg_int(c, "hidden_size", 1, 1 << 16, &m->hidden));
+    TRY_C(cfg_int(c, "num_hidden_layers", 2, 1024, &m->layers));
+    TRY_C(cfg_int(c, "num_attention_heads", 1, 1024, &m->heads));
+    TRY_C(cfg_int(c, "intermediate_size", 1, 1 << 20, &m->inter));
+    TRY_C(cfg_int(c, "vocab_size", 1, 1 << 24, &m->vocab));
+    int64_t kvh;
+    TRY_C(og_config_int_or(c, "num_key_value_heads", m->heads, &kvh));
+    m->kv_heads = (int)kvh;
+    TRY_C(og_config_int_or(c, "head_dim", m->hidden / m->heads, &hd));
+    m->head_dim = (int)hd;
+    if (m->kv_heads < 1 || m->heads % m->kv_heads || hd < 2 || hd % 2 || hd > 1024) {
+        s = og_fail(OG_ERR_FORMAT,
+                    "%s: %d attention heads, %d key/value heads and head_dim %lld do not fit "
+                    "(heads must be a multiple of kv heads; head_dim even)", path, m->heads,
+                    m->kv_heads, (long long)hd);
+        goto done;
+    }
+    TRY_C(og_config_float_or(c, "rms_norm_eps", 1e-6, &m->eps));
+    if (og_config_has(c, "rope_theta"))
+        TRY_C(og_config_float(c, "rope_theta", &m->theta));
+    else
+        TRY_C(og_config_float_or(c, "rope_parameters.rope_theta", 1e6, &m->theta));
+    const char *rope_type = "default";
+    if (og_config_has(c, "rope_scaling"))
+        TRY_C(og_config_string_or(c, "rope_scaling.rope_type", "default", &rope_type));
+    else
+        TRY_C(og_config_string_or(c, "rope_parameters.rope_type", "default", &rope_type));
+    if (strcmp(rope_type, "default") != 0) {
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: RoPE scaling %s is not supported", path, rope_type);
+        goto done;
+    }
+    TRY_C(og_config_string_or(c, "hidden_act", "silu", &act));
+    if (strcmp(act, "silu") != 0) {
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (only silu)", path, act);
+        goto done;
+    }
+    TRY_C(og_config_bool_or(c, "attention_bias", false, bias));
+#undef TRY_C
+done:
+    og_config_free(c);
+    return s;
+}
+
+static og_status get_linear(og_qwen3 *m, const char *prefix, int i, const char *name, int64_t out,
+                            int64_t in, bool bias, linear_w *l)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%slayers.%d.%s.weight", prefix, i, name);
+    og_tensor t;
+    OG_TRY(og_weights_expect(m->w, key, 2, (int64_t[]){out, in}, &t));
+    l->w = t.data;
+    l->dt = t.dtype;
+    l->bias = NULL;
+    if (bias) {
+        float *b;
+        snprintf(key, sizeof key, "%slayers.%d.%s.bias", prefix, i, name);
+        OG_TRY(og_weights_vector_f32(m->w, key, out, &b));
+        l->bias = b;
+    }
+    return OG_OK;
+}
+
+static og_status get_vec(og_qwen3 *m, const char *prefix, int i, const char *name, int64_t n,
+                         const float **v)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%slayers.%d.%s.weight", prefix, i, name);
+    float *p;
+    OG_TRY(og_weights_vector_f32(m->w, key, n, &p));
+    *v = p;
+    return OG_OK;
+}
+
+static og_status load_weights(og_qwen3 *m, bool bias)
+{
+    const char *prefix = og_weights_has(m->w, "embed_tokens.weight")         ? ""
+                         : og_weights_has(m->w, "model.embed_tokens.weight") ? "model."
+                                                                              : "";
+    char key[256];
+    snprintf(key, sizeof key, "%sembed_tokens.weight", prefix);
+    OG_TRY(og_weights_get(m->w, key, &m->embed));
+    /* The embedding may have more rows than config vocab_size (Qwen pads it): the rows count. */
+    if (m->embed.ndim != 2 || m->embed.shape[1] != m->hidden || m->embed.shape[0] < 1)
+        return og_fail(OG_ERR_SHAPE, "%s: %s is not [vocab, %d]", og_weights_source(m->w), key,
+                       m->hidden);
+    m->vocab = (int)m->embed.shape[0];
+
+    const int64_t H = m->hidden, q_dim = (int64_t)m->heads * m->head_dim,
+                  kv_dim = (int64_t)m->kv_heads * m->head_dim, I = m->inter;
+    int used = m->layers - 1;
+    m->layer = calloc((size_t)used, sizeof *m->layer);
+    if (!m->layer)
+        return og_fail(OG_ERR_OOM, "text encoder: out of memory");
+    for (int i = 0; i < used; i++) {
+        qwen3_layer *L = &m->layer[i];
+        OG_TRY(get_vec(m, prefix, i, "input_layernorm", H, &L->in_norm));
+        OG_TRY(get_vec(m, prefix, i, "post_attention_layernorm", H, &L->post_norm));
+        OG_TRY(get_vec(m, prefix, i, "self_attn.q_norm", m->head_dim, &L->q_norm));
+        OG_TRY(get_vec(m, prefix, i, "self_attn.k_norm", m->head_dim, &L->k_norm));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.q_proj", q_dim, H, bias, &L->q));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.k_proj", kv_dim, H, bias, &L->k));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.v_proj", kv_dim, H, bias, &L->v));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.o_proj", H, q_dim, bias, &L->o));
+        OG_TRY(get_linear(m, prefix, i, "mlp.gate_proj", I, H, false, &L->gate));
+        OG_TRY(get_linear(m, prefix, i, "mlp.up_proj", I, H, false, &L->up));
+        OG_TRY(get_linear(m, prefix, i, "mlp.down_proj", H, I, false, &L->down));
+    }
+    /* The last layer must exist even though hidden_states[-2] never runs it: a checkpoint with
+     * fewer layers than its config says is broken. */
+    snprintf(key, sizeof key, "%slayers.%d.mlp.down_proj.weight", prefix, m->layers - 1);
+    if (!og_weights_has(m->w, key))
+        return og_fail(OG_ERR_NOT_FOUND, "%s: %s is missing (config says %d layers)",
+                       og_weights_source(m->w), key, m->layers);
+    return OG_OK;
+}
+
+og_status og_qwen3_load(og_qwen3 **out, const char *dir)
+{
+    *out = NULL;
+    og_qwen3 *m = calloc(1, sizeof *m);
+    if (!m)
+        return og_fail(OG_ERR_OOM, "text encoder: out of memory");
+    bool bias = false;
+    og_status s = read_config(m, dir, &bias);
+    if (s == OG_OK)
+        s = og_weights_open_dir(&m->w, dir);
+    if (s == OG_OK)
+        s = load_weights(m, bias);
+    if (s != OG_OK) {
+        og_qwen3_free(m);
+        return og_fail_context(s, "loading the Qwen3 text encoder from %s", dir);
+    }
+    *out = m;
+    return OG_OK;
+}
+
+/* cos/sin [n, head_dim/2] as transformers builds them for Qwen3: inv_freq = 1/theta^(2i/d) in
+ * f32, angle = inv_freq * position in f32, then cos/sin of that f32 angle. (The DiT table in
+ * core/ops.h rounds differently, following diffusers.) */
+static void rope_table_f32(float *cos_t, float *sin_t, int n, int head_dim, double theta)
+{
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float inv = 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim);
+        for (int t = 0; t < n; t++) {
+            float ang = inv * (float)t;
+            cos_t[(int64_t)t * half + i] = (float)cos((double)ang);
+            sin_t[(int64_t)t * half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+static og_status linear(float *y, const float *x, int64_t rows, int64_t in, const linear_w *l,
+                        int64_t out)
+{
+    return og_linear(y, x, rows, in, l->w, l->dt, out, l->bias);
+}
+
+og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *out)
+{
+    if (n < 1)
+        return og_fail(OG_ERR_INVALID_ARG, "text encoder: no tokens to encode");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->vocab)
+            return og_fail(OG_ERR_INVALID_ARG,
+                           "text encoder: token %d has id %d, outside the vocabulary of %d", i,
+                           ids[i], m->vocab);
+    const int64_t H = m->hidden, hd = m->head_dim, q_dim = (int64_t)m->heads * hd,
+                  kv_dim = (int64_t)m->kv_heads * hd, I = m->inter;
+    const size_t es = og_dtype_size(m->embed.dtype);
+    float *x = out; /* the residual stream lives in the output */
+    for (int i = 0; i < n; i++)
+        og_to_f32(x + (int64_t)i * H, (const char *)m->embed.data + (size_t)ids[i] * H * es,
+                  m->embed.dtype, (size_t)H);
+
+    size_t nh = (size_t)n * H, nq = (size_t)n * q_dim, nkv = (size_t)n * kv_dim,
+           ni = (size_t)n * I, nr = (size_t)n * (hd / 2);
+    float *h = malloc(nh * sizeof *h), *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k),
+          *v = malloc(nkv * sizeof *v), *att = malloc(nq * sizeof *att),
+          *gate = malloc(ni * sizeof *gate), *up = malloc(ni * sizeof *up),
+          *cos_t = malloc(nr * sizeof *cos_t), *sin_t = malloc(nr * sizeof *sin_t);
+    og_status s = OG_OK;
+    if (!h || !q || !k || !v || !att || !gate || !up || !cos_t || !sin_t) {
+        s = og_fail(OG_ERR_OOM, "text encoder: out of memory for %d tokens", n);
+        goto done;
+    }
+    rope_table_f32(cos_t, sin_t, n, (int)hd, m->theta);
+    og_attn_desc ad = {
+        .sq = n, .skv = n, .heads = m->heads, .kv_heads = m->kv_heads, .head_dim = (int)hd,
+        .q_stride = q_dim, .k_stride = kv_dim, .v_stride = kv_dim, .o_stride = q_dim,
+        .scale = (float)(1.0 / sqrt((double)hd)), .causal = true, .kv_valid = NULL,
+    };
+    const float eps = (float)m->eps;
+    for (int li = 0; li < m->layers - 1 && s == OG_OK; li++) {
+        const qwen3_layer *L = &m->layer[li];
+        og_rmsnorm(h, x, L->in_norm, n, H, eps);
+        if ((s = linear(q, h, n, H, &L->q, q_dim)) || (s = linear(k, h, n, H, &L->k, kv_dim)) ||
+            (s = linear(v, h, n, H, &L->v, kv_dim)))
+            break;
+        og_rmsnorm(q, q, L->q_norm, (int64_t)n * m->heads, hd, eps);
+        og_rmsnorm(k, k, L->k_norm, (int64_t)n * m->kv_heads, hd, eps);
+        og_rope_half(q, n, m->heads, (int)hd, q_dim, cos_t, sin_t);
+        og_rope_half(k, n, m->kv_heads, (int)hd, kv_dim, cos_t, sin_t);
+        if ((s = og_attention(&ad, q, k, v, att, NULL)) || (s = linear(h, att, n, q_dim, &L->o, H)))
+            break;
+        og_gated_residual(x, h, NULL, n, H);
+
+        og_rmsnorm(h, x, L->post_norm, n, H, eps);
+        if ((s = linear(gate, h, n, H, &L->gate, I)) || (s = linear(up, h, n, H, &L->up, I)))
+            break;
+        og_swiglu(gate, gate, up, (int64_t)ni);
+        if ((s = linear(h, gate, n, I, &L->down, H)))
+            break;
+        og_gated_residual(x, h, NULL, n, H);
+    }
+done:
+    free(h);
+    free(q);
+    free(k);
+    free(v);
+    free(att);
+    free(gate);
+    free(up);
+    free(cos_t);
+    free(sin_t);
+    return s;
+}
