@@ -110,6 +110,163 @@ static inline void sp_result_fail(sp_result *res, const char *fmt, ...)
     }
 }
 
+/* Byte b of the message rank `from` sends to rank `to` in round `round`: every check below can
+ * tell a misplaced or stale byte. */
+static inline unsigned char comm_byte(int round, int from, int to, size_t b)
+{
+    return (unsigned char)(round * 131 + from * 31 + to * 7 + b * 3 + 1);
+}
+
+/* Every operation of a communicator (any backend, host memory), with uneven sizes, and the
+ * bytes_sent each must add. Collective: all ranks of c call it. */
+static inline void comm_check_ops(og_comm *c, sp_result *res)
+{
+    const int P = c->size, me = c->rank;
+    size_t sc[64], sd[64], rc[64], rd[64], at_s = 0, at_r = 0;
+    unsigned char *send = malloc(64 * 64 + 1), *recv = malloc(64 * 64 + 1);
+    if (P > 64 || !send || !recv) {
+        sp_result_fail(res, "comm check: at most 64 ranks / out of memory");
+        free(send);
+        free(recv);
+        return;
+    }
+    /* all-to-all-v: rank i sends (i + 2j) % 5 bytes to rank j (some zero). */
+    uint64_t want_bytes = 0;
+    for (int j = 0; j < P; j++) {
+        sc[j] = (size_t)((me + 2 * j) % 5), sd[j] = at_s, at_s += sc[j];
+        rc[j] = (size_t)((j + 2 * me) % 5), rd[j] = at_r, at_r += rc[j];
+        for (size_t b = 0; b < sc[j]; b++)
+            send[sd[j] + b] = comm_byte(0, me, j, b);
+        if (j != me)
+            want_bytes += sc[j];
+    }
+    c->bytes_sent = 0;
+    og_status st = og_comm_all_to_all_v(c, send, sc, sd, recv, rc, rd);
+    if (st != OG_OK)
+        sp_result_fail(res, "all-to-all-v: %s", og_error_message());
+    for (int j = 0; j < P && st == OG_OK; j++)
+        for (size_t b = 0; b < rc[j]; b++)
+            if (recv[rd[j] + b] != comm_byte(0, j, me, b)) {
+                sp_result_fail(res, "all-to-all-v: rank %d byte %zu from %d wrong", me, b, j);
+                break;
+            }
+    if (c->bytes_sent != want_bytes)
+        sp_result_fail(res, "all-to-all-v counted %llu bytes, want %llu",
+                       (unsigned long long)c->bytes_sent, (unsigned long long)want_bytes);
+
+    /* all-gather-v: rank j contributes j + 1 bytes. */
+    at_r = 0;
+    for (int j = 0; j < P; j++)
+        rc[j] = (size_t)j + 1, rd[j] = at_r, at_r += rc[j];
+    for (size_t b = 0; b < rc[me]; b++)
+        send[b] = comm_byte(1, me, 0, b);
+    c->bytes_sent = 0;
+    if ((st = og_comm_all_gather_v(c, send, rc[me], recv, rc, rd)) != OG_OK)
+        sp_result_fail(res, "all-gather-v: %s", og_error_message());
+    for (int j = 0; j < P && st == OG_OK; j++)
+        for (size_t b = 0; b < rc[j]; b++)
+            if (recv[rd[j] + b] != comm_byte(1, j, 0, b)) {
+                sp_result_fail(res, "all-gather-v: rank %d byte %zu of block %d wrong", me, b, j);
+                break;
+            }
+    if (c->bytes_sent != (uint64_t)(P - 1) * rc[me])
+        sp_result_fail(res, "all-gather-v counted %llu bytes", (unsigned long long)c->bytes_sent);
+
+    /* Ring send/receive, three rounds, sizes differing per sender, start then wait. */
+    c->bytes_sent = 0;
+    want_bytes = 0;
+    for (int round = 0; round < 3; round++) {
+        const int next = (me + 1) % P, prev = (me + P - 1) % P;
+        const size_t ns = (size_t)(10 + me + round), nr = (size_t)(10 + prev + round);
+        for (size_t b = 0; b < ns; b++)
+            send[b] = comm_byte(2 + round, me, next, b);
+        og_comm_req req;
+        st = og_comm_sendrecv_start(c, send, ns, next, recv, nr, prev, &req);
+        if (st == OG_OK)
+            st = og_comm_sendrecv_wait(&req);
+        if (st != OG_OK) {
+            sp_result_fail(res, "send-receive round %d: %s", round, og_error_message());
+            break;
+        }
+        for (size_t b = 0; b < nr; b++)
+            if (recv[b] != comm_byte(2 + round, prev, me, b)) {
+                sp_result_fail(res, "send-receive round %d: byte %zu from %d wrong", round, b,
+                               prev);
+                break;
+            }
+        want_bytes += next != me ? ns : 0;
+    }
+    if (c->bytes_sent != want_bytes)
+        sp_result_fail(res, "send-receive counted %llu bytes, want %llu",
+                       (unsigned long long)c->bytes_sent, (unsigned long long)want_bytes);
+
+    /* Broadcast from every root. */
+    for (int root = 0; root < P; root++) {
+        for (size_t b = 0; b < 17; b++)
+            send[b] = me == root ? comm_byte(9, root, 0, b) : 0;
+        c->bytes_sent = 0;
+        if (og_comm_broadcast(c, send, 17, root) != OG_OK) {
+            sp_result_fail(res, "broadcast from %d: %s", root, og_error_message());
+            break;
+        }
+        for (size_t b = 0; b < 17; b++)
+            if (send[b] != comm_byte(9, root, 0, b)) {
+                sp_result_fail(res, "broadcast from %d: byte %zu wrong on %d", root, b, me);
+                break;
+            }
+        if (c->bytes_sent != (me == root ? (uint64_t)(P - 1) * 17 : 0))
+            sp_result_fail(res, "broadcast counted %llu bytes", (unsigned long long)c->bytes_sent);
+    }
+
+    /* All-reduce, in place: sum over ranks of (r + 1) * (i + 1) is exact in fp32 here. */
+    float x[5];
+    for (int i = 0; i < 5; i++)
+        x[i] = (float)((me + 1) * (i + 1));
+    if (og_comm_all_reduce_sum_f32(c, x, x, 5) != OG_OK)
+        sp_result_fail(res, "all-reduce: %s", og_error_message());
+    for (int i = 0; i < 5; i++)
+        if (x[i] != (float)(P * (P + 1) / 2 * (i + 1)))
+            sp_result_fail(res, "all-reduce: element %d is %g", i, x[i]);
+    if (og_comm_barrier(c) != OG_OK)
+        sp_result_fail(res, "barrier: %s", og_error_message());
+
+    /* Split into odd and even ranks, keys reversed; rank 0 sits out (negative color). */
+    og_comm *sub = NULL;
+    const int color = me == 0 && P > 1 ? -1 : me % 2;
+    if (og_comm_split(c, color, -me, &sub) != OG_OK) {
+        sp_result_fail(res, "split: %s", og_error_message());
+    } else if (color < 0) {
+        if (sub)
+            sp_result_fail(res, "split: a negative color got a communicator");
+    } else {
+        int members = 0, above = 0;
+        for (int j = P > 1 ? 1 : 0; j < P; j++)
+            if (j % 2 == color) {
+                members++;
+                above += j > me;
+            }
+        if (!sub || sub->size != members || sub->rank != above)
+            sp_result_fail(res, "split: rank %d got %d of %d, want %d of %d", me,
+                           sub ? sub->rank : -1, sub ? sub->size : -1, above, members);
+        else {
+            /* The new communicator works: gather the old ranks in new-rank order. */
+            int ids[64];
+            size_t cnt[64], dsp[64];
+            for (int j = 0; j < sub->size; j++)
+                cnt[j] = sizeof(int), dsp[j] = j * sizeof(int);
+            if (og_comm_all_gather_v(sub, &me, sizeof me, ids, cnt, dsp) != OG_OK)
+                sp_result_fail(res, "gather on split: %s", og_error_message());
+            for (int j = 1; j < sub->size; j++)
+                if (ids[j] >= ids[j - 1])
+                    sp_result_fail(res, "split: order by key broken (%d after %d)", ids[j],
+                                   ids[j - 1]);
+        }
+    }
+    og_comm_free(sub);
+    free(send);
+    free(recv);
+}
+
 /* One rank's SP attention on data d under sp, checked against the reference and against the
  * expected byte count. Records failures in res. */
 static inline void sp_check_attention(og_sp *sp, const sp_data *d, sp_result *res)
