@@ -1,172 +1,151 @@
 /* Blockwise (flash-style) attention on the CPU: a block of BQ queries against blocks of BK keys,
  * with an online softmax in fp32, so memory is O(BQ x BK) per thread whatever sq and skv are.
- * Scores are kept in base 2 (q is pre-scaled by scale * log2(e)) so every exponential is an exp2.
- * The two inner products (Q.K^T and P.V) and the exp2 are AVX-512 kernels, with plain loops as
- * the portable fallback. Work is split over (head, query block) with OpenMP. */
+ * The query block is transposed once ([head_dim, BQ]), so scores come out key-major
+ * (s[key][query]) straight from K's rows, and the softmax statistics (max, sum, rescale) are
+ * vector operations across the block's queries. Scores are kept in base 2 (q is pre-scaled by
+ * scale * log2(e)), so every exponential is an exp2. The two products (Q.K^T, P.V) are AVX-512
+ * register-blocked kernels with plain loops as the portable fallback. Work is split over
+ * (head, query block) with OpenMP. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu/vmath.h"
 #include "core/ops.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
 
-#define BQ 64 /* queries per block (multiple of 4: the kernels take rows four at a time) */
-#define BK 64 /* keys per block (the score kernel keeps one row of BK scores in 4 vectors) */
+#define BQ 64 /* queries per block: one key's scores are 4 vectors of 16 */
+#define BK 64 /* keys per block (a multiple of 4: the score kernel takes keys four at a time) */
 #define LOG2E 1.4426950408889634
 #define LN2 0.6931471805599453
 
 typedef struct {
-    float *q;   /* [BQ, dp] pre-scaled queries; rows past the block are zero */
-    float *kt;  /* [dp, BK] transposed keys; columns past the block are zero */
-    float *s;   /* [BQ, BK] scores, then probabilities */
-    float *o;   /* [BQ, dp] unnormalised output */
-    float *m;   /* [BQ] running max (base-2 units) */
-    float *l;   /* [BQ] running sum of exp2(s - m) */
-    float *bias; /* [BK] 0 for a visible key, -inf for a masked or missing one */
+    float *qt;    /* [head_dim, BQ] pre-scaled queries, transposed; columns past the block are 0 */
+    float *s;     /* [BK, BQ] scores, then probabilities */
+    float *o;     /* [BQ, dp] unnormalised output */
+    float *zero;  /* [dp] zeros: the key row read for keys past the end of a block */
+    float *m;     /* [BQ] running max (base-2 units; -inf while a query has seen nothing) */
+    float *l;     /* [BQ] running sum of exp2(s - m) */
+    float *alpha; /* [BQ] factor the old output is scaled by in this step */
 } attn_scratch;
 
-#ifdef __AVX512F__
-/* 2^x for x <= 0 (larger values are fine too up to 128): x = n + f with |f| <= 1/2, 2^f by a
- * degree-7 Taylor polynomial of e^(f ln2) (relative error < 1e-8), scaled by 2^n with scalef,
- * which also flushes x < -150 (and -inf) to zero. */
-static inline __m512 exp2_ps(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(128.0f));
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_mul_ps(_mm512_sub_ps(x, n), _mm512_set1_ps((float)LN2));
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
-static inline __mmask16 tail_mask(int64_t left)
-{
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-#endif
-
-/* s[r, 0:BK] = q[r, :] . kt[:, 0:BK] for rows r < rows (rows a multiple of 4). */
-static void scores_block(float *restrict s, const float *restrict q, const float *restrict kt,
-                         int rows, int dp)
+/* s[j, 0:BQ] = k[j, :] . qt[:, 0:BQ] for keys j < n (rows up to n rounded to 4 are written). */
+static void scores_block(float *restrict s, const float *restrict qt, const float *k,
+                         int64_t k_stride, int n, int dh, const float *zero)
 {
 #ifdef __AVX512F__
-    for (int r = 0; r < rows; r += 4) {
+    for (int j = 0; j < n; j += 4) {
+        const float *kr[4];
+        for (int r = 0; r < 4; r++)
+            kr[r] = j + r < n ? k + (int64_t)(j + r) * k_stride : zero;
         __m512 acc[4][4];
-        for (int i = 0; i < 4; i++)
+        for (int r = 0; r < 4; r++)
             for (int c = 0; c < 4; c++)
-                acc[i][c] = _mm512_setzero_ps();
-        const float *q0 = q + (int64_t)r * dp;
-        for (int d = 0; d < dp; d++) {
-            const float *kd = kt + (int64_t)d * BK;
-            __m512 k0 = _mm512_load_ps(kd), k1 = _mm512_load_ps(kd + 16);
-            __m512 k2 = _mm512_load_ps(kd + 32), k3 = _mm512_load_ps(kd + 48);
-            for (int i = 0; i < 4; i++) {
-                __m512 qb = _mm512_set1_ps(q0[(int64_t)i * dp + d]);
-                acc[i][0] = _mm512_fmadd_ps(qb, k0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(qb, k1, acc[i][1]);
-                acc[i][2] = _mm512_fmadd_ps(qb, k2, acc[i][2]);
-                acc[i][3] = _mm512_fmadd_ps(qb, k3, acc[i][3]);
+                acc[r][c] = _mm512_setzero_ps();
+        for (int d = 0; d < dh; d++) {
+            const float *qd = qt + (int64_t)d * BQ;
+            __m512 q0 = _mm512_load_ps(qd), q1 = _mm512_load_ps(qd + 16);
+            __m512 q2 = _mm512_load_ps(qd + 32), q3 = _mm512_load_ps(qd + 48);
+            for (int r = 0; r < 4; r++) {
+                __m512 kb = _mm512_set1_ps(kr[r][d]);
+                acc[r][0] = _mm512_fmadd_ps(kb, q0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(kb, q1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(kb, q2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(kb, q3, acc[r][3]);
             }
         }
-        for (int i = 0; i < 4; i++)
+        for (int r = 0; r < 4; r++)
             for (int c = 0; c < 4; c++)
-                _mm512_store_ps(s + (int64_t)(r + i) * BK + 16 * c, acc[i][c]);
+                _mm512_store_ps(s + (int64_t)(j + r) * BQ + 16 * c, acc[r][c]);
     }
 #else
-    for (int r = 0; r < rows; r++) {
-        float *restrict sr = s + (int64_t)r * BK;
-        for (int j = 0; j < BK; j++)
-            sr[j] = 0.0f;
-        for (int d = 0; d < dp; d++) {
-            float qv = q[(int64_t)r * dp + d];
-            const float *restrict kd = kt + (int64_t)d * BK;
-            for (int j = 0; j < BK; j++)
-                sr[j] += qv * kd[j];
+    (void)zero;
+    for (int j = 0; j < n; j++) {
+        float *restrict sj = s + (int64_t)j * BQ;
+        const float *kj = k + (int64_t)j * k_stride;
+        for (int i = 0; i < BQ; i++)
+            sj[i] = 0.0f;
+        for (int d = 0; d < dh; d++) {
+            const float kv = kj[d], *restrict qd = qt + (int64_t)d * BQ;
+            for (int i = 0; i < BQ; i++)
+                sj[i] += kv * qd[i];
         }
     }
 #endif
 }
 
-/* Online-softmax update of one row: folds the block's scores (already masked) into m and l,
- * turns s into probabilities and returns the factor the row's old output must be scaled by. */
-static float softmax_row(float *restrict s, const float *restrict bias, float *m, float *l)
+/* Online-softmax step over keys 0..n-1 of the block (scores already masked with -inf): updates
+ * m and l, turns s into probabilities and sets alpha, all across the block's BQ queries. */
+static void softmax_block(float *restrict s, int n, float *restrict m, float *restrict l,
+                          float *restrict alpha)
 {
-#ifdef __AVX512F__
-    __m512 v[4];
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int c = 0; c < 4; c++) {
-        v[c] = _mm512_add_ps(_mm512_load_ps(s + 16 * c), _mm512_load_ps(bias + 16 * c));
-        mx = _mm512_max_ps(mx, v[c]);
+    float bmax[BQ], msafe[BQ], sum[BQ];
+#pragma omp simd
+    for (int i = 0; i < BQ; i++)
+        bmax[i] = -INFINITY, sum[i] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const float *restrict sj = s + (int64_t)j * BQ;
+#pragma omp simd
+        for (int i = 0; i < BQ; i++)
+            bmax[i] = sj[i] > bmax[i] ? sj[i] : bmax[i];
     }
-    float bmax = _mm512_reduce_max_ps(mx);
-#else
-    float bmax = -INFINITY;
-    for (int j = 0; j < BK; j++) {
-        s[j] += bias[j];
-        bmax = s[j] > bmax ? s[j] : bmax;
+#pragma omp simd
+    for (int i = 0; i < BQ; i++) {
+        float mnew = bmax[i] > m[i] ? bmax[i] : m[i];
+        /* A query that has seen no key yet keeps -inf; subtracting 0 then gives exp2(-inf) = 0. */
+        msafe[i] = mnew == -INFINITY ? 0.0f : mnew;
+        alpha[i] = og_vexp2(m[i] - msafe[i]);
+        m[i] = mnew;
     }
-#endif
-    float mnew = bmax > *m ? bmax : *m;
-    if (mnew == -INFINITY) { /* nothing visible yet: the row stays empty */
-        memset(s, 0, BK * sizeof *s);
-        return 1.0f;
+    for (int j = 0; j < n; j++) {
+        float *restrict sj = s + (int64_t)j * BQ;
+#pragma omp simd
+        for (int i = 0; i < BQ; i++) {
+            sj[i] = og_vexp2(sj[i] - msafe[i]);
+            sum[i] += sj[i];
+        }
     }
-    float alpha = exp2f(*m - mnew);
-#ifdef __AVX512F__
-    __m512 sum = _mm512_setzero_ps(), mv = _mm512_set1_ps(mnew);
-    for (int c = 0; c < 4; c++) {
-        __m512 p = exp2_ps(_mm512_sub_ps(v[c], mv));
-        _mm512_store_ps(s + 16 * c, p);
-        sum = _mm512_add_ps(sum, p);
-    }
-    float bsum = _mm512_reduce_add_ps(sum);
-#else
-    float bsum = 0.0f;
-    for (int j = 0; j < BK; j++) {
-        s[j] = exp2f(s[j] - mnew);
-        bsum += s[j];
-    }
-#endif
-    *m = mnew;
-    *l = *l * alpha + bsum;
-    return alpha;
+#pragma omp simd
+    for (int i = 0; i < BQ; i++)
+        l[i] = l[i] * alpha[i] + sum[i];
 }
 
-/* o[r, :] = alpha[r] * o[r, :] + p[r, 0:n] . v[0:n, :] for rows r < rows (a multiple of 4). */
+#ifdef __AVX512F__
+static inline __mmask16 tail_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+#endif
+
+/* o[i, :] = alpha[i] o[i, :] + sum_j p[j, i] v[j, :] for queries i < rows (a multiple of 4). */
 static void pv_block(float *restrict o, const float *restrict p, const float *restrict alpha,
-                     const float *restrict v, int64_t v_stride, int n, int rows, int dp, int dh)
+                     const float *v, int64_t v_stride, int n, int rows, int dp, int dh)
 {
 #ifdef __AVX512F__
-    for (int r = 0; r < rows; r += 4) {
+    for (int i0 = 0; i0 < rows; i0 += 4) {
         for (int c0 = 0; c0 < dh; c0 += 64) {
             __mmask16 mk[4];
             for (int c = 0; c < 4; c++)
-                mk[c] = c0 + 16 * c < dh ? tail_mask(dh - c0 - 16 * c) : 0;
+                mk[c] = tail_mask(dh - c0 - 16 * c);
             __m512 acc[4][4];
             for (int i = 0; i < 4; i++) {
-                __m512 a = _mm512_set1_ps(alpha[r + i]);
+                __m512 a = _mm512_set1_ps(alpha[i0 + i]);
+                const float *oi = o + (int64_t)(i0 + i) * dp + c0;
                 for (int c = 0; c < 4; c++)
-                    acc[i][c] = _mm512_mul_ps(
-                        a, _mm512_maskz_loadu_ps(mk[c], o + (int64_t)(r + i) * dp + c0 + 16 * c));
+                    acc[i][c] = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(mk[c], oi + 16 * c));
             }
             for (int j = 0; j < n; j++) {
                 const float *vj = v + (int64_t)j * v_stride + c0;
+                const float *pj = p + (int64_t)j * BQ + i0;
                 __m512 v0 = _mm512_maskz_loadu_ps(mk[0], vj);
                 __m512 v1 = _mm512_maskz_loadu_ps(mk[1], vj + 16);
                 __m512 v2 = _mm512_maskz_loadu_ps(mk[2], vj + 32);
                 __m512 v3 = _mm512_maskz_loadu_ps(mk[3], vj + 48);
                 for (int i = 0; i < 4; i++) {
-                    __m512 pb = _mm512_set1_ps(p[(int64_t)(r + i) * BK + j]);
+                    __m512 pb = _mm512_set1_ps(pj[i]);
                     acc[i][0] = _mm512_fmadd_ps(pb, v0, acc[i][0]);
                     acc[i][1] = _mm512_fmadd_ps(pb, v1, acc[i][1]);
                     acc[i][2] = _mm512_fmadd_ps(pb, v2, acc[i][2]);
@@ -175,20 +154,19 @@ static void pv_block(float *restrict o, const float *restrict p, const float *re
             }
             for (int i = 0; i < 4; i++)
                 for (int c = 0; c < 4; c++)
-                    _mm512_mask_storeu_ps(o + (int64_t)(r + i) * dp + c0 + 16 * c, mk[c],
+                    _mm512_mask_storeu_ps(o + (int64_t)(i0 + i) * dp + c0 + 16 * c, mk[c],
                                           acc[i][c]);
         }
     }
 #else
-    for (int r = 0; r < rows; r++) {
-        float *restrict orow = o + (int64_t)r * dp;
+    for (int i = 0; i < rows; i++) {
+        float *restrict oi = o + (int64_t)i * dp;
         for (int d = 0; d < dh; d++)
-            orow[d] *= alpha[r];
+            oi[d] *= alpha[i];
         for (int j = 0; j < n; j++) {
-            float pj = p[(int64_t)r * BK + j];
-            const float *restrict vj = v + (int64_t)j * v_stride;
+            const float pj = p[(int64_t)j * BQ + i], *restrict vj = v + (int64_t)j * v_stride;
             for (int d = 0; d < dh; d++)
-                orow[d] += pj * vj[d];
+                oi[d] += pj * vj[d];
         }
     }
 #endif
@@ -201,61 +179,52 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
 {
     const int dh = d->head_dim;
     const int group = d->heads / (d->kv_heads ? d->kv_heads : d->heads);
-    const int kvh = h / group;
+    const int64_t kvoff = (int64_t)(h / group) * dh;
     const int rows = (nq + 3) & ~3;
     const float qs = (float)(d->scale * LOG2E);
-    float alpha[BQ];
 
-    memset(w->q, 0, (size_t)BQ * dp * sizeof(float));
+    memset(w->qt, 0, (size_t)dh * BQ * sizeof(float));
     memset(w->o, 0, (size_t)BQ * dp * sizeof(float));
     for (int i = 0; i < nq; i++) {
         const float *qi = q + (q0 + i) * d->q_stride + (int64_t)h * dh;
         for (int c = 0; c < dh; c++)
-            w->q[(int64_t)i * dp + c] = qi[c] * qs;
-        w->m[i] = -INFINITY;
-        w->l[i] = 0.0f;
+            w->qt[(int64_t)c * BQ + i] = qi[c] * qs;
     }
-    for (int i = nq; i < rows; i++)
-        alpha[i] = 1.0f;
+    for (int i = 0; i < BQ; i++)
+        w->m[i] = -INFINITY, w->l[i] = 0.0f;
 
-    /* Causal: query i sees keys j <= i + off. */
+    /* Causal: query i sees keys j <= i + off, so the block needs keys below q0 + nq + off. */
     const int64_t off = d->skv - d->sq;
     int64_t kv_end = d->skv;
-    if (d->causal && q0 + nq - 1 + off + 1 < kv_end)
-        kv_end = q0 + nq - 1 + off + 1;
+    if (d->causal && q0 + nq + off < kv_end)
+        kv_end = q0 + nq + off;
 
     for (int64_t j0 = 0; j0 < kv_end; j0 += BK) {
         const int n = (int)(kv_end - j0 < BK ? kv_end - j0 : BK);
-        for (int c = 0; c < dh; c++)
-            for (int j = 0; j < BK; j++)
-                w->kt[(int64_t)c * BK + j] =
-                    j < n ? k[(j0 + j) * d->k_stride + (int64_t)kvh * dh + c] : 0.0f;
-        bool any = false;
-        for (int j = 0; j < BK; j++) {
-            bool vis = j < n && (!d->kv_valid || d->kv_valid[j0 + j]);
-            w->bias[j] = vis ? 0.0f : -INFINITY;
-            any |= vis;
-        }
+        bool any = !d->kv_valid;
+        for (int j = 0; j < n && !any; j++)
+            any = d->kv_valid[j0 + j] != 0;
         if (!any)
             continue;
-        scores_block(w->s, w->q, w->kt, rows, dp);
-        for (int i = 0; i < nq; i++) {
-            float *si = w->s + (int64_t)i * BK;
-            if (d->causal) {
-                int64_t lim = q0 + i + off - j0 + 1; /* visible columns in this block */
-                for (int64_t j = lim < 0 ? 0 : lim; j < BK; j++)
-                    si[j] = -INFINITY;
-            }
-            alpha[i] = softmax_row(si, w->bias, &w->m[i], &w->l[i]);
+        scores_block(w->s, w->qt, k + j0 * d->k_stride + kvoff, d->k_stride, n, dh, w->zero);
+        for (int j = 0; j < n; j++) {
+            float *sj = w->s + (int64_t)j * BQ;
+            int64_t first = 0; /* queries before `first` do not see key j0 + j */
+            if (d->kv_valid && !d->kv_valid[j0 + j])
+                first = BQ;
+            else if (d->causal)
+                first = j0 + j - off - q0;
+            first = first < 0 ? 0 : first > BQ ? BQ : first;
+            for (int64_t i = 0; i < first; i++)
+                sj[i] = -INFINITY;
         }
-        pv_block(w->o, w->s, alpha, v + j0 * d->v_stride + (int64_t)kvh * dh, d->v_stride, n,
-                 rows, dp, dh);
+        softmax_block(w->s, n, w->m, w->l, w->alpha);
+        pv_block(w->o, w->s, w->alpha, v + j0 * d->v_stride + kvoff, d->v_stride, n, rows, dp, dh);
     }
 
     for (int i = 0; i < nq; i++) {
         float *oi = out + (q0 + i) * d->o_stride + (int64_t)h * dh;
-        float l = w->l[i];
-        float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        const float l = w->l[i], inv = l > 0.0f ? 1.0f / l : 0.0f;
         for (int c = 0; c < dh; c++)
             oi[c] = w->o[(int64_t)i * dp + c] * inv;
         if (lse)
@@ -274,16 +243,17 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
                        "attention: bad sizes (sq %lld, skv %lld, heads %d, kv_heads %d, head_dim "
                        "%d): heads must be a multiple of kv_heads",
                        (long long)d->sq, (long long)d->skv, d->heads, kvh, d->head_dim);
-    if (d->q_stride < (int64_t)d->heads * d->head_dim || d->o_stride < (int64_t)d->heads * d->head_dim ||
-        d->k_stride < (int64_t)kvh * d->head_dim || d->v_stride < (int64_t)kvh * d->head_dim)
-        return og_fail(OG_ERR_INVALID_ARG, "attention: a token stride is smaller than heads x head_dim");
+    const int64_t qw = (int64_t)d->heads * d->head_dim, kw = (int64_t)kvh * d->head_dim;
+    if (d->q_stride < qw || d->o_stride < qw || d->k_stride < kw || d->v_stride < kw)
+        return og_fail(OG_ERR_INVALID_ARG,
+                       "attention: a token stride is smaller than heads x head_dim");
     if (d->sq == 0)
         return OG_OK;
 
-    const int dp = (d->head_dim + 15) & ~15; /* rows padded to whole vectors, 64-byte aligned */
-    const int64_t nqb = (d->sq + BQ - 1) / BQ;
-    const int64_t items = nqb * d->heads;
-    const size_t floats = (size_t)BQ * dp * 2 + (size_t)BQ * BK + (size_t)dp * BK + BK + 2 * BQ;
+    const int dp = (d->head_dim + 15) & ~15; /* output rows padded to whole vectors */
+    const int64_t nqb = (d->sq + BQ - 1) / BQ, items = nqb * d->heads;
+    /* Every part is a multiple of 16 floats, so each stays 64-byte aligned. */
+    const size_t floats = (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ;
     int oom = 0;
 
 #pragma omp parallel
@@ -291,16 +261,14 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
         float *buf = aligned_alloc(64, floats * sizeof(float));
         attn_scratch w = {0};
         if (buf) {
-            /* Zeroed once: the K^T rows past head_dim (up to dp) are never written but are read
-             * by the score kernel, and 0 * (uninitialised NaN) would poison the scores. */
-            memset(buf, 0, floats * sizeof(float));
-            w.q = buf;
-            w.o = w.q + (size_t)BQ * dp;
-            w.s = w.o + (size_t)BQ * dp;
-            w.kt = w.s + (size_t)BQ * BK; /* BQ*BK is a multiple of 16: stays 64-byte aligned */
-            w.bias = w.kt + (size_t)dp * BK;
-            w.m = w.bias + BK;
+            w.qt = buf;
+            w.s = w.qt + (size_t)dp * BQ;
+            w.o = w.s + (size_t)BK * BQ;
+            w.zero = w.o + (size_t)BQ * dp;
+            w.m = w.zero + dp;
             w.l = w.m + BQ;
+            w.alpha = w.l + BQ;
+            memset(w.zero, 0, (size_t)dp * sizeof(float));
         } else {
 #pragma omp atomic write
             oom = 1;
@@ -309,10 +277,9 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
         for (int64_t it = 0; it < items; it++) {
             if (!buf)
                 continue;
-            int h = (int)(it % d->heads);
-            int64_t qb = it / d->heads;
-            int64_t q0 = qb * BQ;
-            int nq = (int)(d->sq - q0 < BQ ? d->sq - q0 : BQ);
+            const int h = (int)(it % d->heads);
+            const int64_t q0 = it / d->heads * BQ;
+            const int nq = (int)(d->sq - q0 < BQ ? d->sq - q0 : BQ);
             attn_block(d, q, k, v, out, lse, h, q0, nq, dp, &w);
         }
         free(buf);

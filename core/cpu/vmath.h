@@ -31,6 +31,29 @@ static inline float og_vexp(float x)
     return p * scale;
 }
 
+/* 2^x for x <= 0 (attention probabilities): same polynomial on r = (x - n) ln2, and exactly 0
+ * below -126, so a masked score of -inf contributes nothing. */
+static inline float og_vexp2(float x)
+{
+    float xc = x < -126.0f ? -126.0f : x;
+    xc = xc > 127.0f ? 127.0f : xc;
+    const float shifter = 12582912.0f;
+    float n = (xc + shifter) - shifter;
+    float r = (xc - n) * 0.693147181f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return x < -126.0f ? 0.0f : p * scale;
+}
+
 /* tanh(x) = sign(x) (1 - e) / (1 + e) with e = e^(-2|x|); below |x| = 0.25 an odd Taylor
  * polynomial instead, where 1 - e would lose relative precision. */
 static inline float og_vtanh(float x)
