@@ -177,11 +177,10 @@ static void check_folder(void)
               comps[c]);
         for (const cJSON *kv = tensors ? tensors->child : NULL; w && kv; kv = kv->next) {
             og_tensor t;
-            CHECK_OK(og_weights_get(w, kv->string, &t));
-            og_st_entry e = {.name = kv->string, .dtype_name = og_dtype_name(t.dtype), .ndim = t.ndim,
-                             .data = t.data, .nbytes = og_tensor_nbytes(&t)};
-            memcpy(e.shape, t.shape, sizeof e.shape);
-            st_check_entry(key, &e, kv);
+            og_status s = og_weights_get(w, kv->string, &t);
+            CHECK_OK(s);
+            if (s == OG_OK)
+                st_check_tensor(key, kv->string, &t, kv);
         }
         og_weights_free(w);
     }

@@ -24,6 +24,24 @@ static inline cJSON *st_load_manifest(const char *path)
     return j;
 }
 
+/* A whole file in memory, or NULL. */
+static inline unsigned char *st_slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = malloc(*len + 1);
+    if (b && fread(b, 1, *len, fp) != *len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(fp);
+    return b;
+}
+
 /* Element i of raw data in a safetensors dtype: a float dtype sets *f and returns true, an
  * integer one sets *n and returns false. */
 static inline bool st_elem(const char *dtype, const void *data, int64_t i, double *f, long long *n)
@@ -111,6 +129,16 @@ static inline void st_check_entry(const char *where, const og_st_entry *e, const
         CHECK(h == (uint16_t)b->valuedouble, "%s %s: bits[%lld] = 0x%04x, expected 0x%04x", where,
               e->name, (long long)i, h, (unsigned)b->valuedouble);
     }
+}
+
+/* The same check on a tensor handed out by a weight set. */
+static inline void st_check_tensor(const char *where, const char *name, const og_tensor *t,
+                                   const cJSON *want)
+{
+    og_st_entry e = {.name = name, .dtype_name = og_dtype_name(t->dtype), .ndim = t->ndim,
+                     .data = t->data, .nbytes = og_tensor_nbytes(t)};
+    memcpy(e.shape, t->shape, sizeof e.shape);
+    st_check_entry(where, &e, want);
 }
 
 /* The status name and a message substring the manifest expects, for one failed call. */

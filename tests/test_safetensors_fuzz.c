@@ -8,27 +8,10 @@
 
 #include "test_safetensors_common.h"
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *len = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*len);
-    if (b && fread(b, 1, *len, fp) != *len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
 int main(void)
 {
     size_t n = 0;
-    unsigned char *orig = slurp(ST_FIXTURES "/valid/dtypes.safetensors", &n);
+    unsigned char *orig = st_slurp(ST_FIXTURES "/valid/dtypes.safetensors", &n);
     if (!orig) {
         fprintf(stderr, "cannot read the fixture\n");
         return 1;

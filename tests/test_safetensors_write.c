@@ -8,23 +8,6 @@
 
 #include "test_safetensors_common.h"
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *len = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*len + 1);
-    if (b && fread(b, 1, *len, fp) != *len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -81,8 +64,8 @@ int main(void)
     CHECK(count_files(dir) == 1, "temporary file left behind (%d files)", count_files(dir));
 
     size_t nref = 0, nout = 0;
-    unsigned char *ref = slurp(ST_FIXTURES "/writer_ref.safetensors", &nref);
-    unsigned char *out = slurp(path, &nout);
+    unsigned char *ref = st_slurp(ST_FIXTURES "/writer_ref.safetensors", &nref);
+    unsigned char *out = st_slurp(path, &nout);
     size_t at = 0;
     while (ref && out && at < nref && at < nout && ref[at] == out[at])
         at++;
