@@ -1,7 +1,7 @@
 /* Qwen3 text encoder against transformers: for every Z-Image fixture variant, the prompt's ids
  * from og_bpe_encode_chat must equal the pipeline's, and og_qwen3_encode on them must reproduce
- * the pipeline's prompt_embeds (hidden_states[-2] of the real tokens) to 1e-4 relative; plus
- * argument errors and a checkpoint saved with the "model." prefix. */
+ * the pipeline's prompt_embeds (hidden_states[-2] of the real tokens) to 1e-4 relative, also for
+ * a prompt truncated at 512 tokens; plus argument errors and a "model."-prefixed checkpoint. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,11 @@ static void check_variant(const char *variant)
         const char *prompt, *neg;
         CHECK_OK(og_config_string(meta, "prompt", &prompt));
         check_prompt(tok, te, ref, variant, prompt, "token_ids", "prompt_embeds");
+        if (og_config_has(meta, "long_prompt")) {
+            const char *lp;
+            CHECK_OK(og_config_string(meta, "long_prompt", &lp));
+            check_prompt(tok, te, ref, variant, lp, "long_token_ids", "long_prompt_embeds");
+        }
         if (og_config_has(meta, "negative_prompt")) {
             CHECK_OK(og_config_string(meta, "negative_prompt", &neg));
             check_prompt(tok, te, ref, variant, neg, "neg_token_ids", "neg_prompt_embeds");

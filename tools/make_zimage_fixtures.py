@@ -324,7 +324,8 @@ def f32(t):
 
 
 def run_variant(pipe, name, out_dir, prompt, height, width, steps, seed, guidance=0.0,
-                negative_prompt=None, model_rel="", vae_intermediates=False, notes=""):
+                negative_prompt=None, model_rel="", vae_intermediates=False, notes="",
+                long_prompt=None):
     os.makedirs(out_dir, exist_ok=True)
     T = {}  # name -> tensor
     tr = pipe.transformer
@@ -394,6 +395,13 @@ def run_variant(pipe, name, out_dir, prompt, height, width, steps, seed, guidanc
                                 do_classifier_free_guidance=guidance > 0,
                                 negative_prompt=negative_prompt)
     T["prompt_embeds"] = f32(pe[0])
+    if long_prompt:
+        # Past 512 tokens: the pipeline truncates (cutting the template's end) and the encoder
+        # sees RoPE positions up to 511.
+        _, lids = chat_ids(long_prompt)
+        T["long_token_ids"] = lids.to(torch.int64)
+        T["long_prompt_embeds"] = f32(pipe.encode_prompt(prompt=long_prompt, device=torch.device("cpu"),
+                                                         do_classifier_free_guidance=False)[0][0])
     if guidance > 0:
         T["neg_prompt_embeds"] = f32(ne[0])
 
@@ -454,6 +462,7 @@ def run_variant(pipe, name, out_dir, prompt, height, width, steps, seed, guidanc
         "chat_prompt": chat_str,
         "negative_prompt": negative_prompt,
         "negative_chat_prompt": neg_str,
+        "long_prompt": long_prompt,
         "height": height,
         "width": width,
         "steps": steps,
@@ -606,6 +615,7 @@ def main():
     pipe = load_pipeline(model_of("base"))
     run_variant(pipe, "base", os.path.join(fx, "base"), "a cat on a windowsill, 猫 🐱",
                 64, 64, 3, seed=1, model_rel=rel("base"), vae_intermediates=True,
+                long_prompt=" ".join(["a red fox in the snow, 狐狸, golden light"] * 60),
                 notes="square 64x64, 3 steps, no CFG; model/ -> models/zimage-tiny")
     run_variant(pipe, "odd", os.path.join(fx, "odd"),
                 "A photograph of a red fox sitting in the snow, golden hour light, shallow depth of field.",
