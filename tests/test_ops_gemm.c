@@ -1,6 +1,9 @@
 /* og_sgemm (every transpose, alpha/beta, padded leading dimensions) and og_linear (f32, bf16 and
  * f16 weights, with and without bias, sizes that span several weight tiles) against naive double
- * GEMMs. For 16-bit weights the reference multiplies the de-quantised weights. */
+ * GEMMs. For 16-bit weights the reference multiplies the de-quantised weights. The opt-in bf16
+ * precision is checked against a double GEMM on bf16-rounded activations, from several threads at
+ * once and over more shapes than its primitive cache holds. */
+#include <pthread.h>
 #include <string.h>
 
 #include "core/ops.h"
@@ -70,6 +73,46 @@ static void linear_case(og_test_rng *rng, og_dtype wt, int64_t M, int64_t K, int
     free(x), free(wf), free(b), free(y), free(w), free(R);
 }
 
+/* og_linear in OG_GEMM_BF16 precision vs double on bf16(x) . bf16(W)^T: the products are exact
+ * in f32 and only the accumulation rounds. Returns the number of failed cases. */
+static int bf16_case(uint64_t seed, int64_t M, int64_t K, int64_t N, bool with_bias)
+{
+    og_test_rng rng = {seed};
+    float *x = malloc((size_t)(M * K) * 4), *wf = malloc((size_t)(N * K) * 4);
+    float *b = malloc((size_t)N * 4), *y = malloc((size_t)(M * N) * 4);
+    uint16_t *w = malloc((size_t)(N * K) * 2);
+    double *R = malloc((size_t)(M * N) * 8);
+    og_test_fill(&rng, x, (size_t)(M * K), 1.0f);
+    og_test_fill(&rng, wf, (size_t)(N * K), 0.5f);
+    og_test_fill(&rng, b, (size_t)N, 1.0f);
+    og_from_f32(w, OG_BF16, wf, (size_t)(N * K));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = with_bias ? b[j] : 0.0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)og_bf16_to_f32(og_f32_to_bf16(x[i * K + k])) *
+                       og_bf16_to_f32(w[j * K + k]);
+            R[i * N + j] = acc;
+        }
+    og_status st = og_linear(y, x, M, K, w, OG_BF16, N, with_bias ? b : NULL);
+    double err = st == OG_OK ? og_test_rel_err(y, R, (size_t)(M * N)) : INFINITY;
+    if (!(err < 1e-5))
+        fprintf(stderr, "bf16 linear M %lld K %lld N %lld: %s, rel err %.3g\n", (long long)M,
+                (long long)K, (long long)N, st == OG_OK ? "ok" : og_error_message(), err);
+    free(x), free(wf), free(b), free(y), free(w), free(R);
+    return !(err < 1e-5);
+}
+
+/* Each thread runs shapes M = first, first + 2, ...: 70 shapes in all, beyond the cache size. */
+static void *bf16_worker(void *arg)
+{
+    int first = *(int *)arg, bad = 0;
+    for (int m = first; m <= 70; m += 2)
+        bad += bf16_case(0x1234u + (uint64_t)m, m, 40, 24, m % 3 != 0);
+    *(int *)arg = bad;
+    return NULL;
+}
+
 int main(void)
 {
     og_test_rng rng = {0xfeedbeefu};
@@ -90,6 +133,25 @@ int main(void)
         linear_case(&rng, types[i], 50, 96, 130, false);
         linear_case(&rng, types[i], 3, 4099, 300, true); /* several weight tiles */
     }
+    if (og_gemm_set_precision(OG_GEMM_BF16) == OG_OK) {
+        CHECK(og_gemm_get_precision() == OG_GEMM_BF16, "precision readback");
+        CHECK(bf16_case(7, 300, 513, 129, true) == 0, "bf16 precision, large");
+        int args[2] = {1, 2};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, bf16_worker, &args[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        CHECK(args[0] == 0 && args[1] == 0, "bf16 precision from two threads: %d + %d failures",
+              args[0], args[1]);
+        CHECK_OK(og_gemm_set_precision(OG_GEMM_EXACT));
+        linear_case(&rng, OG_BF16, 7, 33, 19, true); /* exact again */
+    } else {
+        CHECK(strcmp(og_gemm_library(), "OpenBLAS") == 0, "bf16 precision refused with %s: %s",
+              og_gemm_library(), og_error_message());
+        CHECK(og_gemm_get_precision() == OG_GEMM_EXACT, "a refused setting changes nothing");
+    }
+
     float dummy[4] = {0};
     CHECK(og_sgemm(false, false, 2, 2, 2, 1.0f, dummy, 1, dummy, 2, 0.0f, dummy, 2) ==
               OG_ERR_INVALID_ARG, "lda < K must be refused");

@@ -24,3 +24,13 @@ og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
                 (blasint)ldc);
     return OG_OK;
 }
+
+/* OpenBLAS has no bf16 GEMM that takes f32 output from bf16 inputs here: the opt-in bf16
+ * precision is refused, and og_linear keeps the exact path. */
+bool og_gemm_bf16_available(void) { return false; }
+
+og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+                       int64_t N, const float *bias)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
+}

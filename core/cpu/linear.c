@@ -1,7 +1,8 @@
 /* og_linear on top of og_sgemm: f32 weights go straight to the GEMM; bf16/f16 weights are widened
  * to f32 one tile of output features at a time (a few MB, never the whole matrix), so the result
- * is the exact f32 product with the de-quantised weights. Also the argument checks shared by the
- * two og_sgemm back ends. */
+ * is the exact f32 product with the de-quantised weights. With og_gemm_set_precision(OG_GEMM_BF16)
+ * bf16 weights go to the library's bf16 path instead. Also the argument checks shared by the two
+ * og_sgemm back ends. */
 #include <stdlib.h>
 
 #include "core/cpu/gemm.h"
@@ -11,6 +12,21 @@
 #endif
 
 #define OG_TILE_BYTES (4u << 20) /* f32 weight tile: large enough to keep the GEMM efficient */
+
+static _Atomic int og_precision = OG_GEMM_EXACT;
+
+og_status og_gemm_set_precision(og_gemm_precision p)
+{
+    if (p != OG_GEMM_EXACT && p != OG_GEMM_BF16)
+        return og_fail(OG_ERR_INVALID_ARG, "unknown GEMM precision %d", (int)p);
+    if (p == OG_GEMM_BF16 && !og_gemm_bf16_available())
+        return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM precision needs oneDNN; this build uses %s",
+                       og_gemm_library());
+    og_precision = p;
+    return OG_OK;
+}
+
+og_gemm_precision og_gemm_get_precision(void) { return (og_gemm_precision)og_precision; }
 
 og_status og_sgemm_check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda,
                          int64_t ldb, int64_t ldc)
@@ -61,6 +77,8 @@ og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *
                        (long long)K, (long long)N);
     if (M == 0 || N == 0)
         return OG_OK;
+    if (wt == OG_BF16 && K > 0 && og_precision == OG_GEMM_BF16)
+        return og_gemm_bf16(y, x, M, K, w, N, bias);
     if (wt == OG_F32) {
         OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, K > 0 ? K : 1, w, K > 0 ? K : 1, 0.0f, y, N));
     } else {
