@@ -13,8 +13,8 @@
 
 typedef struct {
     char dir[512];
-    char transformer_dir[512]; /* the model's transformer/ folder */
-    char scheduler_config[512];
+    char transformer_dir[600]; /* the model's transformer/ folder */
+    char scheduler_config[640];
     og_config *meta;
     og_weights *tensors;
 } zfix;
