@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pipeline/pipeline_internal.h"
+#include "text/qwen3.h"
 #include "vae/autoencoder_kl.h"
 
 og_status og_backend_parse(const char *s, og_backend *out)
@@ -62,6 +63,22 @@ static og_status read_vae_config(og_ctx *ctx)
     return OG_OK;
 }
 
+/* The text encoder's rows are the transformer's caption features. */
+static og_status read_text_config(og_ctx *ctx)
+{
+    og_config *cfg;
+    OG_TRY(og_model_dir_config(ctx->md, "text_encoder", NULL, "Qwen3Model", &cfg));
+    int64_t hidden;
+    og_status s = og_config_int(cfg, "hidden_size", &hidden);
+    og_config_free(cfg);
+    OG_TRY(s);
+    if (hidden != ctx->dit_cfg.cap_feat_dim)
+        return og_fail(OG_ERR_FORMAT, "text_encoder/config.json has hidden_size %lld but the "
+                                      "transformer's cap_feat_dim is %d",
+                       (long long)hidden, ctx->dit_cfg.cap_feat_dim);
+    return OG_OK;
+}
+
 static og_status open_dir(og_ctx *ctx, const char *model_dir)
 {
     OG_TRY(og_model_dir_open(&ctx->md, model_dir));
@@ -93,7 +110,8 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
     st = og_zimage_read_config(ctx->dit_dir, &ctx->dit_cfg);
     if (st != OG_OK)
         return og_fail_context(st, "transformer");
-    return read_vae_config(ctx);
+    OG_TRY(read_vae_config(ctx));
+    return read_text_config(ctx);
 }
 
 og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params *lp)
@@ -122,6 +140,7 @@ void og_free(og_ctx *ctx)
 {
     if (!ctx)
         return;
+    og_qwen3_free(ctx->text);
     og_zimage_free(ctx->dit);
     og_vae_free(ctx->vae);
     og_bpe_free(ctx->tok);
@@ -137,6 +156,8 @@ const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
 og_status og_ctx_load_weights(og_ctx *ctx)
 {
     og_status s;
+    if (!ctx->text && (s = og_qwen3_load(&ctx->text, ctx->text_dir)) != OG_OK)
+        return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
         return og_fail_context(s, "loading the transformer");
     if (!ctx->vae && (s = og_vae_load(&ctx->vae, ctx->vae_dir)) != OG_OK)

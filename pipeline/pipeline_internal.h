@@ -12,6 +12,7 @@
 #include "text/bpe.h"
 
 typedef struct og_vae og_vae;
+typedef struct og_qwen3 og_qwen3;
 
 struct og_ctx {
     char *root;
@@ -24,6 +25,7 @@ struct og_ctx {
     og_bpe *tok;         /* loaded with the folder: validation counts prompt tokens */
     og_flowmatch_config sched;
     /* Loaded on the first og_generate, after its parameters were validated. */
+    og_qwen3 *text;
     og_zimage *dit;
     og_vae *vae;
 };

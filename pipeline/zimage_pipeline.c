@@ -1,0 +1,270 @@
+/* One Z-Image text-to-image generation: validate, encode the prompt(s), draw the noise, run the
+ * denoising loop on cfg·ring·ulysses in-process ranks, decode on one thread, write the PNG.
+ *
+ * Every rank holds the whole latent and gets the whole velocity back from og_zimage_forward, so
+ * the sampler step runs replicated and every rank's latent stays bit-identical without any
+ * broadcast. With guidance, cfg_degree 2 gives each CFG group one branch and the two swap their
+ * velocities (og_sp_cfg_exchange); cfg_degree 1 runs both branches in turn on the same ranks.
+ * Either way the guided velocity is computed with the same fp32 expression. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/arena.h"
+#include "core/threads.h"
+#include "io/image.h"
+#include "parallel/sp.h"
+#include "pipeline/pipeline_internal.h"
+#include "samplers/cfg.h"
+#include "samplers/flowmatch.h"
+#include "samplers/noise.h"
+#include "text/qwen3.h"
+#include "vae/autoencoder_kl.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static bool uses_cfg(const og_gen_params *p) { return p->guidance_scale > 0; }
+
+/* ---- the denoising loop, one call per rank ---------------------------------------------------- */
+
+typedef struct {
+    og_ctx *ctx;
+    const og_gen_params *p;
+    int64_t lat_h, lat_w, n;   /* n = channels * lat_h * lat_w */
+    const float *cap[2];       /* [0] the prompt, [1] the negative prompt (with guidance) */
+    int64_t cap_len[2];
+    const float *sigmas;       /* steps + 1 */
+    const float *timesteps;    /* steps */
+    const float *init;         /* initial latents */
+    float *final;              /* rank 0 writes the final latents here */
+    double t_start;            /* og_generate's start, for progress */
+} denoise_job;
+
+typedef struct {
+    og_sp *sp;
+    og_arena scratch;
+    float *x, *v, *other;
+} rank_state;
+
+static void rank_state_free(rank_state *r)
+{
+    free(r->x);
+    free(r->v);
+    free(r->other);
+    og_arena_free(&r->scratch);
+    og_sp_free(r->sp);
+}
+
+static og_status forward(const denoise_job *j, rank_state *r, float t_model, int branch,
+                         float *out)
+{
+    return og_zimage_forward(j->ctx->dit, r->sp, r->x, j->lat_h, j->lat_w, t_model,
+                             j->cap[branch], j->cap_len[branch], out, &r->scratch);
+}
+
+/* The guided model output in r->v: pos + w·(pos − neg), or pos without guidance. */
+static og_status velocity(const denoise_job *j, rank_state *r, float t_model)
+{
+    const og_gen_params *p = j->p;
+    if (!uses_cfg(p))
+        return forward(j, r, t_model, 0, r->v);
+    const float *pos, *neg;
+    if (p->parallel.cfg_degree == 2) {
+        int branch = og_sp_cfg_index(r->sp);
+        OG_TRY(forward(j, r, t_model, branch, r->v));
+        OG_TRY(og_sp_cfg_exchange(r->sp, r->v, r->other, j->n));
+        pos = branch == 0 ? r->v : r->other;
+        neg = branch == 0 ? r->other : r->v;
+    } else {
+        OG_TRY(forward(j, r, t_model, 0, r->v));
+        OG_TRY(forward(j, r, t_model, 1, r->other));
+        pos = r->v;
+        neg = r->other;
+    }
+    og_cfg_combine(r->v, pos, neg, j->n, p->guidance_scale, 0.0f);
+    return OG_OK;
+}
+
+static og_status denoise_rank_run(og_comm *world, const denoise_job *j, rank_state *r)
+{
+    const og_gen_params *p = j->p;
+    OG_TRY(og_sp_create(&r->sp, &p->parallel, world));
+    int64_t cap_max = j->cap_len[0] > j->cap_len[1] ? j->cap_len[0] : j->cap_len[1];
+    OG_TRY(og_arena_init(&r->scratch,
+                         og_zimage_scratch_bytes(j->ctx->dit, j->lat_h, j->lat_w, cap_max, r->sp)));
+    size_t bytes = sizeof(float) * (size_t)j->n;
+    r->x = malloc(bytes);
+    r->v = malloc(bytes);
+    r->other = malloc(bytes);
+    if (!r->x || !r->v || !r->other)
+        return og_fail(OG_ERR_OOM, "out of memory for the latents");
+    memcpy(r->x, j->init, bytes);
+    bool reporter = og_sp_world_rank(r->sp) == 0;
+    double t0 = now_s();
+    for (int i = 0; i < p->steps; i++) {
+        OG_TRY(velocity(j, r, og_zimage_model_time(j->timesteps[i])));
+        og_flowmatch_step(j->sigmas, i, r->x, r->v, j->n, true); /* Z-Image negates v */
+        if (reporter && p->progress)
+            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, now_s() - t0);
+    }
+    if (reporter)
+        memcpy(j->final, r->x, bytes);
+    return OG_OK;
+}
+
+static og_status denoise_rank(og_comm *world, void *arg)
+{
+    rank_state r = {0};
+    og_status s = denoise_rank_run(world, arg, &r);
+    rank_state_free(&r);
+    return s;
+}
+
+/* ---- output ----------------------------------------------------------------------------------- */
+
+static og_status write_png(const og_ctx *ctx, const og_gen_params *p, const og_image_result *img)
+{
+    char seed[32], steps[16], guidance[32], width[16], height[16], parallel[128], software[64];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    snprintf(steps, sizeof steps, "%d", p->steps);
+    snprintf(guidance, sizeof guidance, "%g", p->guidance_scale);
+    snprintf(width, sizeof width, "%d", img->width);
+    snprintf(height, sizeof height, "%d", img->height);
+    snprintf(parallel, sizeof parallel, "ulysses %d x ring %d x cfg %d (%s)",
+             p->parallel.ulysses_degree, p->parallel.ring_degree, p->parallel.cfg_degree,
+             og_ulysses_mode_name(p->parallel.ulysses_mode));
+    snprintf(software, sizeof software, "omnigen %s", OG_VERSION);
+    og_image_text kv[10] = {
+        {"prompt", p->prompt}, {"seed", seed}, {"steps", steps}, {"guidance_scale", guidance},
+        {"width", width}, {"height", height}, {"model", ctx->root}, {"parallel", parallel},
+        {"software", software},
+    };
+    int n = 9;
+    if (uses_cfg(p))
+        kv[n++] = (og_image_text){"negative_prompt", p->negative_prompt ? p->negative_prompt : ""};
+    return og_image_write_png(p->output, img->rgb, img->width, img->height, kv, n);
+}
+
+
+/* ---- one generation --------------------------------------------------------------------------- */
+
+void og_image_result_free(og_image_result *r)
+{
+    if (!r)
+        return;
+    free(r->rgb);
+    free(r->latents);
+    memset(r, 0, sizeof *r);
+}
+
+static void report(const og_gen_params *p, og_phase phase, double t_start)
+{
+    if (p->progress)
+        p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
+}
+
+/* Caption features [*len, cap_feat_dim] of one branch (0 = prompt, 1 = negative prompt). */
+static og_status encode_branch(og_ctx *ctx, const og_gen_params *p, int branch, float **out,
+                               int64_t *len)
+{
+    int32_t *ids;
+    int n;
+    OG_TRY(og_prompt_ids(ctx, p, branch, &ids, &n));
+    *len = n;
+    *out = malloc(sizeof(float) * (size_t)n * og_qwen3_hidden(ctx->text));
+    og_status s = *out ? og_qwen3_encode(ctx->text, ids, n, *out)
+                       : og_fail(OG_ERR_OOM, "out of memory for the prompt embeddings");
+    free(ids);
+    return s;
+}
+
+static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out,
+                          double t_start, float **cap, float **init, float *sigmas,
+                          float *timesteps)
+{
+    og_set_threads(p->threads);
+    report(p, OG_PHASE_ENCODE, t_start);
+    int64_t cap_len[2] = {0, 0};
+    for (int b = 0; b < (uses_cfg(p) ? 2 : 1); b++)
+        OG_TRY(encode_branch(ctx, p, b, &cap[b], &cap_len[b]));
+
+    int64_t lat_h = p->height / ctx->vae_scale, lat_w = p->width / ctx->vae_scale;
+    int64_t n = ctx->latent_channels * lat_h * lat_w;
+    out->latent_channels = ctx->latent_channels;
+    out->latent_height = (int)lat_h;
+    out->latent_width = (int)lat_w;
+    out->latents = malloc(sizeof(float) * (size_t)n);
+    if (!out->latents || !(*init = malloc(sizeof(float) * (size_t)n)))
+        return og_fail(OG_ERR_OOM, "out of memory for the latents");
+    if (p->initial_latents)
+        memcpy(*init, p->initial_latents, sizeof(float) * (size_t)n);
+    else
+        og_noise_normal(*init, n, p->seed, 0);
+
+    /* The Z-Image pipeline's schedule: linspace(1, 1/N, N), shifted by the scheduler config. */
+    og_flowmatch_linspace(sigmas, 1.0f, 1.0f / p->steps, p->steps);
+    double mu = og_flowmatch_calculate_shift(&ctx->sched, (lat_h / 2) * (lat_w / 2));
+    OG_TRY(og_flowmatch_set_timesteps(&ctx->sched, p->steps, sigmas, &mu, sigmas, timesteps));
+    out->seconds_encode = now_s() - t_start;
+
+    double t_loop = now_s();
+    denoise_job job = {.ctx = ctx, .p = p, .lat_h = lat_h, .lat_w = lat_w, .n = n,
+                       .cap = {cap[0], cap[1]}, .cap_len = {cap_len[0], cap_len[1]},
+                       .sigmas = sigmas, .timesteps = timesteps, .init = *init,
+                       .final = out->latents};
+    int world = og_parallel_world_size(&p->parallel);
+    int per_rank = p->threads > 0 ? (p->threads / world > 0 ? p->threads / world : 1) : 0;
+    OG_TRY(og_run_ranks(world, per_rank, denoise_rank, &job));
+    out->seconds_denoise = now_s() - t_loop;
+
+    double t_dec = now_s();
+    report(p, OG_PHASE_DECODE, t_start);
+    float *rgb = malloc(sizeof(float) * 3 * (size_t)p->width * p->height);
+    out->rgb = malloc(3 * (size_t)p->width * p->height);
+    if (!rgb || !out->rgb) {
+        free(rgb);
+        return og_fail(OG_ERR_OOM, "out of memory for a %dx%d image", p->width, p->height);
+    }
+    og_vae_tiling tiling = OG_VAE_TILING_DEFAULT;
+    og_status s = og_vae_decode(ctx->vae, out->latents, lat_h, lat_w, rgb, &tiling);
+    if (s == OG_OK)
+        og_image_to_u8(out->rgb, rgb, p->height, p->width);
+    free(rgb);
+    OG_TRY(s);
+    out->width = p->width;
+    out->height = p->height;
+    if (p->output)
+        OG_TRY(write_png(ctx, p, out));
+    out->seconds_decode = now_s() - t_dec;
+    report(p, OG_PHASE_DONE, t_start);
+    return OG_OK;
+}
+
+og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
+{
+    memset(out, 0, sizeof *out);
+    double t_start = now_s();
+    OG_TRY(og_validate(ctx, p));
+    OG_TRY(og_ctx_load_weights(ctx));
+    float *cap[2] = {NULL, NULL}, *init = NULL;
+    float *sigmas = malloc(sizeof(float) * (size_t)(p->steps + 1));
+    float *timesteps = malloc(sizeof(float) * (size_t)p->steps);
+    og_status s = sigmas && timesteps
+                      ? generate(ctx, p, out, t_start, cap, &init, sigmas, timesteps)
+                      : og_fail(OG_ERR_OOM, "out of memory");
+    free(cap[0]);
+    free(cap[1]);
+    free(init);
+    free(sigmas);
+    free(timesteps);
+    if (s != OG_OK)
+        og_image_result_free(out);
+    return s;
+}
