@@ -526,11 +526,38 @@ TOKENIZER_CORPUS = [
 ]
 
 
+def random_texts(count, seed):
+    """Seeded random strings drawn from pieces that stress the pre-tokenizer and BPE: letters of
+    several scripts, digits, marks (some decomposed), every kind of whitespace, punctuation,
+    contractions, emoji with joiners, and (partial) special tokens."""
+    import random
+    rng = random.Random(seed)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789",
+        " \t\n\r\u00a0\u2003\u3000\u200b\u0085\x0b\x0c", ".,;:!?'\"()[]{}<>-_/\\|@#$%^&*+=~`",
+        "猫狗雨窗城市灯光背景模糊创意海报文字", "ぁあいうえおカタカナ", "한국어고양이", "αβγδΔΩЖжЯя",
+        "\u0301\u0308\u0323\u0302\u030a", "éüñçåøß", "🐱🦊🌸✨👍🏽\u200d❤️🇯🇵",
+    ]
+    specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<|im_",
+                "'s", "'LL", "'ve", "\r\n", "  ", "\n\n"]
+    out = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            if rng.random() < 0.08:
+                parts.append(rng.choice(specials))
+            else:
+                pool = rng.choice(pools)
+                parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 6))))
+        out.append("".join(parts))
+    return out
+
+
 def make_tokenizer_fixtures(tok_dir, out_dir):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tok_dir)
     long_prompt = " ".join(["a very long prompt about a cat on a windowsill"] * 80)
-    corpus = TOKENIZER_CORPUS + [long_prompt]
+    corpus = TOKENIZER_CORPUS + [long_prompt] + random_texts(150, seed=7)
     cases = []
     for text in corpus:
         plain = tok(text)["input_ids"]
@@ -563,8 +590,15 @@ def make_tokenizer_fixtures(tok_dir, out_dir):
         "cases": cases,
     }
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+        # One case per line keeps the file small and its diffs readable.
+        f.write("{\n")
+        for k in ("tokenizer", "about"):
+            f.write(f" {json.dumps(k)}: {json.dumps(doc[k], ensure_ascii=False)},\n")
+        for k in ("nfc", "cases"):
+            f.write(f' {json.dumps(k)}: [\n')
+            f.write(",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in doc[k]))
+            f.write("\n ]" + (",\n" if k == "nfc" else "\n"))
+        f.write("}\n")
     log(f"tokenizer: {len(cases)} cases, padding_side={tok.padding_side}")
 
 
