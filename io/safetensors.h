@@ -23,10 +23,10 @@
  * object or lacks dtype/shape/data_offsets, a dtype that is not a safetensors dtype, a negative
  * or non-integer dimension or offset, a shape whose byte size overflows or differs from its span,
  * a span that ends before it begins or past the data section, two spans that overlap, two
- * tensors with one name, and a __metadata__ value that is not a string. A tensor with more than
- * OG_MAX_DIMS dimensions is OG_ERR_UNSUPPORTED. Valid safetensors dtypes that omnigen does not
- * compute with (F64, I8, I16, BOOL, F8_*, ...) open fine and are listed; og_st_get on them fails
- * with OG_ERR_UNSUPPORTED.
+ * tensors with one name, and a __metadata__ that is repeated or holds a non-string value. A
+ * tensor with more than OG_MAX_DIMS dimensions is OG_ERR_UNSUPPORTED. Valid safetensors dtypes
+ * that omnigen does not compute with (F64, I8, I16, BOOL, F8_*, ...) open fine and are listed;
+ * og_st_get on them fails with OG_ERR_UNSUPPORTED.
  *
  * Tensor data inside the mapping is used in place when it is aligned to its element size;
  * a misaligned tensor (possible with hand-written files) is copied once at open into an
