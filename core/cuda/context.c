@@ -91,6 +91,7 @@ static og_status ctx_create(int device, og_cuda_ctx *c)
 {
     c->device = device;
     OG_CUDA_TRY(cudaSetDevice(device));
+    OG_TRY(og_cuda_check_image(device));
     OG_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     OG_CUBLAS_TRY(cublasLtCreate(&c->lt));
     c->workspace_bytes = OG_CUDA_WORKSPACE;

@@ -53,13 +53,17 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
     int found = 0;
     DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, xd, wd, cd, yd, 8, &found, perf));
     size_t room = ctx->arena.cap - og_arena_mark(&ctx->arena);
-    int pick = -1;
-    for (int i = 0; i < found && pick < 0; i++)
+    int pick = -1, usable = 0;
+    for (int i = 0; i < found && pick < 0; i++) {
+        usable += perf[i].status == CUDNN_STATUS_SUCCESS;
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory + 256 <= room)
             pick = i;
+    }
     if (pick < 0) {
-        s = og_fail(OG_ERR_OOM, "conv %d -> %d channels: no cuDNN algorithm fits the %zu bytes "
-                    "left in the device arena", cin, cout, room);
+        s = usable ? og_fail(OG_ERR_OOM, "conv %d -> %d channels: no cuDNN algorithm fits the "
+                             "%zu bytes left in the device arena", cin, cout, room)
+                   : og_fail(OG_ERR_UNSUPPORTED, "conv %d -> %d channels: cuDNN has no bf16 "
+                             "algorithm for this shape on this GPU", cin, cout);
         goto done;
     }
     void *ws = NULL;

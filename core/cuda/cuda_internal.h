@@ -65,6 +65,9 @@ og_status og_cublas_fail(cublasStatus_t s, const char *what, const char *file, i
 /* Makes ctx's device current for the calling thread (ranks sharing a process switch devices). */
 og_status og_cuda_use(og_cuda_ctx *ctx);
 
+/* Fails with a rebuild hint when the device cannot run the kernels compiled into this build. */
+og_status og_cuda_check_image(int device);
+
 /* Releases the context's cuBLASLt plans (linear.c). */
 void og_cuda_lt_plans_free(og_cuda_ctx *ctx);
 

@@ -172,6 +172,22 @@ __global__ void lse_merge_kernel(float *out, float *lse, int64_t o_stride, const
 
 extern "C" {
 
+og_status og_cuda_check_image(int device)
+{
+    struct cudaFuncAttributes attr;
+    cudaError_t e = cudaFuncGetAttributes(&attr, activate_kernel);
+    if (e == cudaSuccess)
+        return OG_OK;
+    cudaGetLastError();
+    struct cudaDeviceProp p;
+    int major = 0, minor = 0;
+    if (cudaGetDeviceProperties(&p, device) == cudaSuccess)
+        major = p.major, minor = p.minor;
+    return og_fail(OG_ERR_DEVICE, "GPU %d (sm_%d%d) cannot run this build's kernels (%s): "
+                   "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d (sm_80 or newer)", device, major,
+                   minor, cudaGetErrorString(e), major, minor);
+}
+
 og_status og_cuda_activate(og_cuda_ctx *ctx, og_bf16 *x, int64_t n, og_cuda_unary f)
 {
     LAUNCH_1D(activate_kernel, n, (bf16 *)x, n, (int)f);
