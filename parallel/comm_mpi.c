@@ -46,7 +46,7 @@ static og_status mpi_all_to_all_v(og_comm *c, const void *send, const size_t *se
                                   const size_t *recv_displs)
 {
     const int P = c->size;
-    int *m = malloc(4 * (size_t)P * sizeof *m);
+    int *m = calloc(4 * (size_t)P, sizeof *m);
     if (!m)
         return og_fail(OG_ERR_OOM, "MPI all-to-all-v: cannot allocate counts");
     og_status st = to_ints(m, send_counts, P, "all-to-all-v");
@@ -71,7 +71,7 @@ static og_status mpi_all_gather_v(og_comm *c, const void *send, size_t send_byte
                                   const size_t *recv_counts, const size_t *recv_displs)
 {
     const int P = c->size;
-    int *m = malloc(2 * (size_t)P * sizeof *m);
+    int *m = calloc(2 * (size_t)P, sizeof *m);
     if (!m)
         return og_fail(OG_ERR_OOM, "MPI all-gather-v: cannot allocate counts");
     og_status st = to_ints(m, recv_counts, P, "all-gather-v");
