@@ -1,315 +1,15 @@
-/* `omnigen [generate]`: flags, one prompt or a batch prompt file, progress on stderr.
+/* `omnigen [generate]`: one prompt or a batch prompt file, progress on stderr.
  * Exit codes: 0 every image written, 1 a generation failed, 2 a usage error (bad flag or value). */
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "pipeline/batch.h"
 #include "pipeline/omnigen.h"
 #include "pipeline/progress.h"
-
-#if defined(OG_HAVE_CUDA) && __has_include("core/cuda/cuda_backend.h")
-#include "core/cuda/cuda_backend.h"
-#define OG_CLI_CUDA 1
-#endif
-
-#define EXIT_USAGE 2
-
-static const char usage_text[] =
-    "usage: omnigen [generate] [--model DIR] (--prompt TEXT | --prompt-file FILE) [options]\n"
-    "\n"
-    "Text to image with a diffusers Z-Image model folder.\n"
-    "\n"
-    "  --model DIR            model folder (default: $OMNIGEN_MODEL, else the bundled\n"
-    "                         models/zimage-tiny)\n"
-    "  --prompt TEXT          what to draw\n"
-    "  --negative-prompt TEXT what to avoid (used when --guidance-scale > 0)\n"
-    "  --prompt-file FILE     one prompt per line, or a JSON object per line with any of\n"
-    "                         prompt, negative_prompt, seed, width, height, steps,\n"
-    "                         guidance_scale, output; '#' lines and blank lines are skipped.\n"
-    "                         Line N without \"output\" writes <output stem>-N.png\n"
-    "  --width N, --height N  image size in pixels, multiples of 16 (default 1024)\n"
-    "  --steps N              denoising steps (default 8)\n"
-    "  --guidance-scale X     classifier-free guidance; 0 turns it off (default 0)\n"
-    "  --seed N               noise seed; the same seed gives the same image on every\n"
-    "                         parallel layout (default 42)\n"
-    "  -o, --output FILE      PNG to write (default omnigen.png)\n"
-    "  --ulysses-degree N     ranks splitting attention heads (default 1)\n"
-    "  --ring-degree N        ranks passing K/V around a ring (default 1)\n"
-    "  --ulysses-mode MODE    strict (heads divisible by the Ulysses degree) or advanced_uaa\n"
-    "  --cfg-degree N         2 runs the two guidance branches on separate ranks (default 1)\n"
-    "  --backend cpu|cuda     where the model runs (default cpu)\n"
-    "  --devices LIST         GPUs to use with --backend cuda, e.g. 0,1 (default: all)\n"
-    "  --threads N            CPU threads in all, shared by the ranks (default: all cores)\n"
-    "  -v, --verbose          more log output (twice: debug)\n"
-    "  --help, --version\n"
-    "\n"
-    "Ranks run as threads of this process: world size = cfg x ring x ulysses degree.\n";
-
-typedef struct {
-    const char *model;
-    const char *prompt_file;
-    og_gen_params p;
-    og_load_params lp;
-    int verbose;
-} cli_opts;
-
-/* ---- flag values ----------------------------------------------------------------------------- */
-
-static bool usage_error(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "omnigen: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n(omnigen --help lists the flags)\n");
-    return false;
-}
-
-static bool parse_int(const char *flag, const char *s, long long lo, long long hi,
-                      const char *what, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "omnigen: %s: expected %s, got '%s'\n", flag, what, s);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_pos_int(const char *flag, const char *s, int *out)
-{
-    long long v;
-    if (!parse_int(flag, s, 1, INT_MAX, "a positive integer", &v))
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_seed(const char *flag, const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
-        fprintf(stderr, "omnigen: %s: expected an integer from 0 to %llu, got '%s'\n", flag,
-                (unsigned long long)UINT64_MAX, s);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_guidance(const char *flag, const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || v < 0 || v > 1e6) {
-        fprintf(stderr, "omnigen: %s: expected a number >= 0, got '%s'\n", flag, s);
-        return false;
-    }
-    *out = (float)v;
-    return true;
-}
-
-/* ---- flag table ------------------------------------------------------------------------------- */
-
-typedef enum {
-    F_MODEL, F_PROMPT, F_NEG, F_WIDTH, F_HEIGHT, F_STEPS, F_GUIDANCE, F_SEED, F_OUTPUT,
-    F_ULYSSES, F_RING, F_UMODE, F_CFG, F_BACKEND, F_DEVICES, F_THREADS, F_PROMPT_FILE,
-    F_HELP, F_VERSION, F_VERBOSE
-} flag_id;
-
-typedef struct {
-    const char *name, *alias;
-    flag_id id;
-    bool takes_value;
-} flag_def;
-
-static const flag_def flags[] = {
-    {"--model", NULL, F_MODEL, true},
-    {"--prompt", NULL, F_PROMPT, true},
-    {"--negative-prompt", NULL, F_NEG, true},
-    {"--width", NULL, F_WIDTH, true},
-    {"--height", NULL, F_HEIGHT, true},
-    {"--steps", NULL, F_STEPS, true},
-    {"--guidance-scale", NULL, F_GUIDANCE, true},
-    {"--seed", NULL, F_SEED, true},
-    {"--output", "-o", F_OUTPUT, true},
-    {"--ulysses-degree", NULL, F_ULYSSES, true},
-    {"--ring-degree", NULL, F_RING, true},
-    {"--ulysses-mode", NULL, F_UMODE, true},
-    {"--cfg-degree", NULL, F_CFG, true},
-    {"--backend", NULL, F_BACKEND, true},
-    {"--devices", NULL, F_DEVICES, true},
-    {"--threads", NULL, F_THREADS, true},
-    {"--prompt-file", NULL, F_PROMPT_FILE, true},
-    {"--help", "-h", F_HELP, false},
-    {"--version", NULL, F_VERSION, false},
-    {"--verbose", "-v", F_VERBOSE, false},
-};
-
-static const flag_def *find_flag(const char *arg, size_t len)
-{
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        const flag_def *f = &flags[i];
-        if ((strlen(f->name) == len && strncmp(arg, f->name, len) == 0) ||
-            (f->alias && strlen(f->alias) == len && strncmp(arg, f->alias, len) == 0))
-            return &flags[i];
-    }
-    return NULL;
-}
-
-static bool apply_flag(cli_opts *o, const flag_def *f, const char *name, const char *v)
-{
-    og_gen_params *p = &o->p;
-    long long n;
-    switch (f->id) {
-    case F_MODEL: o->model = v; return true;
-    case F_PROMPT: p->prompt = v; return true;
-    case F_NEG: p->negative_prompt = v; return true;
-    case F_WIDTH: return parse_pos_int(name, v, &p->width);
-    case F_HEIGHT: return parse_pos_int(name, v, &p->height);
-    case F_STEPS: return parse_pos_int(name, v, &p->steps);
-    case F_GUIDANCE: return parse_guidance(name, v, &p->guidance_scale);
-    case F_SEED: return parse_seed(name, v, &p->seed);
-    case F_OUTPUT:
-        if (!*v)
-            return usage_error("%s: expected a file name, got '%s'", name, v);
-        p->output = v;
-        return true;
-    case F_ULYSSES: return parse_pos_int(name, v, &p->parallel.ulysses_degree);
-    case F_RING: return parse_pos_int(name, v, &p->parallel.ring_degree);
-    case F_CFG: return parse_pos_int(name, v, &p->parallel.cfg_degree);
-    case F_UMODE:
-        if (og_ulysses_mode_parse(v, &p->parallel.ulysses_mode) != OG_OK)
-            return usage_error("%s: expected strict or advanced_uaa, got '%s'", name, v);
-        return true;
-    case F_BACKEND:
-        if (og_backend_parse(v, &o->lp.backend) != OG_OK)
-            return usage_error("%s: expected cpu or cuda, got '%s'", name, v);
-        return true;
-    case F_DEVICES: o->lp.devices = v; return true;
-    case F_THREADS:
-        if (!parse_int(name, v, 0, 4096, "a thread count from 0 (all cores) to 4096", &n))
-            return false;
-        p->threads = (int)n;
-        return true;
-    case F_PROMPT_FILE: o->prompt_file = v; return true;
-    case F_HELP: case F_VERSION: case F_VERBOSE: return true;
-    }
-    return false;
-}
-
-/* Returns -1 to go on, else the exit code (help, version, or a usage error). */
-static int parse_args(cli_opts *o, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const flag_def *f = arg[0] == '-' ? find_flag(arg, len) : NULL;
-        if (!f) {
-            if (arg[0] == '-')
-                fprintf(stderr, "omnigen: unknown flag '%.*s'\n", (int)len, arg);
-            else
-                fprintf(stderr, "omnigen: unexpected argument '%s' (a prompt goes after "
-                                "--prompt)\n", arg);
-            fprintf(stderr, "(omnigen --help lists the flags)\n");
-            return EXIT_USAGE;
-        }
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)len, arg);
-        if (!f->takes_value) {
-            if (eq) {
-                usage_error("%s takes no value, got '%s'", name, eq + 1);
-                return EXIT_USAGE;
-            }
-            if (f->id == F_HELP) {
-                fputs(usage_text, stdout);
-                return 0;
-            }
-            if (f->id == F_VERSION) {
-                printf("omnigen %s (cpu", OG_VERSION);
-#ifdef OG_HAVE_CUDA
-                printf(", cuda");
-#endif
-#ifdef OG_HAVE_MPI
-                printf(", mpi");
-#endif
-#ifdef OG_HAVE_SERVER
-                printf(", server");
-#endif
-                printf(")\n");
-                return 0;
-            }
-            o->verbose++;
-            continue;
-        }
-        const char *v;
-        if (eq) {
-            v = eq + 1;
-        } else {
-            /* A value that is itself a known flag means the real value was forgotten. */
-            bool next_is_flag = i + 1 < argc && strncmp(argv[i + 1], "--", 2) == 0 &&
-                                find_flag(argv[i + 1], strcspn(argv[i + 1], "="));
-            if (i + 1 >= argc || next_is_flag) {
-                fprintf(stderr, "omnigen: %s: missing value\n(omnigen --help lists the flags)\n",
-                        name);
-                return EXIT_USAGE;
-            }
-            v = argv[++i];
-        }
-        if (!apply_flag(o, f, name, v))
-            return EXIT_USAGE;
-    }
-    return -1;
-}
-
-/* ---- model folder and devices ----------------------------------------------------------------- */
-
-static const char *default_model(void)
-{
-    const char *env = getenv("OMNIGEN_MODEL");
-    if (env && *env)
-        return env;
-    return OG_SOURCE_DIR "/models/zimage-tiny";
-}
-
-static bool check_backend(const og_load_params *lp)
-{
-    if (lp->backend != OG_BACKEND_CUDA) {
-        if (lp->devices)
-            fprintf(stderr, "omnigen: --devices: only used with --backend cuda\n");
-        return !lp->devices;
-    }
-#ifdef OG_CLI_CUDA
-    int n = og_cuda_device_count();
-    if (n <= 0) {
-        fprintf(stderr, "omnigen: --backend cuda: no CUDA GPU is visible on this machine "
-                        "(use --backend cpu)\n");
-        return false;
-    }
-    int devices[64], count;
-    if (lp->devices && og_cuda_parse_devices(lp->devices, devices, 64, &count) != OG_OK) {
-        fprintf(stderr, "omnigen: --devices: %s\n", og_error_message());
-        return false;
-    }
-    return true;
-#else
-    fprintf(stderr, "omnigen: --backend cuda: this omnigen was built without CUDA "
-                    "(rebuild with the CUDA toolkit installed, or use --backend cpu)\n");
-    return false;
-#endif
-}
 
 /* ---- running ---------------------------------------------------------------------------------- */
 
@@ -333,17 +33,17 @@ static bool run_one(og_ctx *ctx, const og_gen_params *p, const char *label, cons
     return true;
 }
 
-static int run_batch(og_ctx *ctx, const cli_opts *o)
+static int run_batch(og_ctx *ctx, const og_cli_opts *o)
 {
     og_batch batch;
     if (og_batch_read(o->prompt_file, &batch) != OG_OK) {
         fprintf(stderr, "omnigen: --prompt-file: %s\n", og_error_message());
-        return EXIT_USAGE;
+        return OG_EXIT_USAGE;
     }
     if (batch.count == 0) {
         fprintf(stderr, "omnigen: --prompt-file %s: no prompts in the file\n", o->prompt_file);
         og_batch_free(&batch);
-        return EXIT_USAGE;
+        return OG_EXIT_USAGE;
     }
     int failed = 0;
     char failed_lines[256] = "";
@@ -380,25 +80,25 @@ static int run_batch(og_ctx *ctx, const cli_opts *o)
 
 int og_cli_generate(int argc, char **argv)
 {
-    cli_opts o = {.p = OG_GEN_PARAMS_DEFAULT, .lp = OG_LOAD_PARAMS_DEFAULT};
-    o.p.output = "omnigen.png";
-    int rc = parse_args(&o, argc, argv);
+    og_cli_opts o;
+    og_cli_opts_init(&o, OG_CLI_GENERATE);
+    int rc = og_cli_parse(&o, argc, argv);
     if (rc >= 0)
         return rc;
     og_log_set_level(o.verbose >= 2 ? OG_LOG_DEBUG : o.verbose ? OG_LOG_INFO : OG_LOG_WARN);
     if (!o.prompt_file && !o.p.prompt) {
         fprintf(stderr, "omnigen: nothing to draw: give --prompt TEXT or --prompt-file FILE\n"
                         "(omnigen --help lists the flags)\n");
-        return EXIT_USAGE;
+        return OG_EXIT_USAGE;
     }
     if (o.prompt_file && o.p.prompt) {
         fprintf(stderr, "omnigen: --prompt and --prompt-file: give one of them\n");
-        return EXIT_USAGE;
+        return OG_EXIT_USAGE;
     }
-    if (!check_backend(&o.lp))
-        return EXIT_USAGE;
+    if (!og_cli_check_backend(&o.lp))
+        return OG_EXIT_USAGE;
     if (!o.model)
-        o.model = default_model();
+        o.model = og_cli_default_model();
 
     og_ctx *ctx;
     if (og_load_dir(&ctx, o.model, &o.lp) != OG_OK) {
@@ -409,7 +109,7 @@ int og_cli_generate(int argc, char **argv)
         rc = run_batch(ctx, &o);
     } else if (og_validate(ctx, &o.p) != OG_OK) {
         fprintf(stderr, "omnigen: %s\n", og_error_message());
-        rc = EXIT_USAGE;
+        rc = OG_EXIT_USAGE;
     } else {
         rc = run_one(ctx, &o.p, NULL, "") ? 0 : 1;
     }
