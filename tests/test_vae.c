@@ -15,9 +15,9 @@
 
 #define FIXTURES "tests/fixtures/zimage"
 
-/* Stated tolerance of a tiled decode against the untiled one with 24-latent tiles (2x2 tiles on
- * 40x36 latents) at the default overlap ratio (overlap = tile / 4), on [0, 1] images. Measured
- * on the fixture VAE: max 0.162, mean 0.0098; what remains is GroupNorm statistics taken per
+/* Stated tolerance of a tiled decode against the untiled one with 20-latent tiles (2x2 tiles on
+ * 32x28 latents) at the default overlap ratio (overlap = tile / 4), on [0, 1] images. Measured
+ * on the fixture VAE: max 0.151, mean 0.0108; what remains is GroupNorm statistics taken per
  * tile, and it shrinks as tiles grow (see docs/outputs.md). */
 #define TILED_MAX_ABS 0.2
 #define TILED_MEAN_ABS 0.015
@@ -74,7 +74,7 @@ static int check_variant(const char *dir)
 }
 
 /* Decodes random latents larger than the tile untiled and tiled, and holds the difference to
- * the stated tolerance; a tile as large as the latent must reproduce the untiled decode. */
+ * the stated tolerance; a latent no larger than the tile is decoded untiled, bit for bit. */
 static void check_tiling(const char *vae_dir)
 {
     og_vae *vae;
@@ -82,18 +82,18 @@ static void check_tiling(const char *vae_dir)
     if (og_test_failures)
         return;
     const int64_t c = og_vae_latent_channels(vae), f = og_vae_scale_factor(vae);
-    const int64_t h = 40, w = 36, n = 3 * f * h * f * w;
+    const int64_t h = 32, w = 28, n = 3 * f * h * f * w;
     float *lat = malloc(sizeof(float) * c * h * w);
     float *full = malloc(sizeof(float) * n), *tiled = malloc(sizeof(float) * n);
     og_test_rng rng = {0x5eed};
     og_test_fill(&rng, lat, (size_t)(c * h * w), 1.0f);
     CHECK_OK(og_vae_decode(vae, lat, h, w, full, NULL));
 
-    og_vae_tiling whole = {.tile = 40, .overlap = 8};
+    og_vae_tiling whole = {.tile = 32, .overlap = 8};
     CHECK_OK(og_vae_decode(vae, lat, h, w, tiled, &whole));
-    CHECK(memcmp(full, tiled, sizeof(float) * n) == 0, "one tile differs from untiled");
+    CHECK(memcmp(full, tiled, sizeof(float) * n) == 0, "a latent within one tile was not decoded untiled");
 
-    og_vae_tiling t = {.tile = 24, .overlap = 6};
+    og_vae_tiling t = {.tile = 20, .overlap = 5};
     CHECK_OK(og_vae_decode(vae, lat, h, w, tiled, &t));
     double max_abs = 0, sum = 0;
     for (int64_t i = 0; i < n; i++) {
