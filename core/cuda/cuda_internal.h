@@ -62,6 +62,13 @@ og_status og_cublas_fail(cublasStatus_t s, const char *what, const char *file, i
 /* After a kernel launch: reports a bad launch configuration at once. */
 #define OG_CUDA_LAUNCHED(what) OG_CUDA_TRY(cudaGetLastError())
 
+/* Blocks for a grid-stride loop over n elements: enough to fill any GPU, never past the limit. */
+static inline unsigned og_cuda_blocks(int64_t n, int threads)
+{
+    int64_t b = (n + threads - 1) / threads;
+    return (unsigned)(b < 65535 * 16 ? b : 65535 * 16);
+}
+
 /* Makes ctx's device current for the calling thread (ranks sharing a process switch devices). */
 og_status og_cuda_use(og_cuda_ctx *ctx);
 

@@ -7,12 +7,6 @@
 
 typedef __nv_bfloat16 bf16;
 
-static inline unsigned blocks_for(int64_t n, int threads)
-{
-    int64_t b = (n + threads - 1) / threads;
-    return (unsigned)(b < 65535 * 16 ? b : 65535 * 16); /* grid-stride loops cover the rest */
-}
-
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
@@ -166,7 +160,7 @@ __global__ void lse_merge_kernel(float *out, float *lse, int64_t o_stride, const
     do {                                                                    \
         OG_TRY(og_cuda_use(ctx));                                           \
         if ((n) > 0)                                                        \
-            kernel<<<blocks_for((n), 256), 256, 0, ctx->stream>>>(__VA_ARGS__); \
+            kernel<<<og_cuda_blocks((n), 256), 256, 0, ctx->stream>>>(__VA_ARGS__); \
         OG_CUDA_LAUNCHED(#kernel);                                          \
     } while (0)
 

@@ -192,10 +192,8 @@ og_status og_cuda_groupnorm(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, cons
     group_finish_kernel<<<(groups + 127) / 128, 128, 0, ctx->stream>>>(stat, part, groups,
                                                                         (int)chunks, eps);
     OG_CUDA_LAUNCHED("groupnorm finish");
-    int64_t n = channels * hw;
-    unsigned blocks = (unsigned)((n + 255) / 256 < 65535 * 8 ? (n + 255) / 256 : 65535 * 8);
-    group_apply_kernel<<<blocks, 256, 0, ctx->stream>>>((bf16 *)y, (const bf16 *)x, stat, w, b,
-                                                        channels, hw, cpg, silu);
+    group_apply_kernel<<<og_cuda_blocks(channels * hw, 256), 256, 0, ctx->stream>>>(
+        (bf16 *)y, (const bf16 *)x, stat, w, b, channels, hw, cpg, silu);
     OG_CUDA_LAUNCHED("groupnorm apply");
     return OG_OK;
 }
