@@ -15,9 +15,9 @@ static void check_call(og_zimage *m, const zfix *f, const char *prefix, int b)
 {
     int failures_before = og_test_failures;
     char name[64];
-    const float *x, *cap, *expect, *t;
-    int64_t nx, ncap, nout, nt;
-    og_tensor xs, caps;
+    const float *x = NULL, *cap = NULL, *expect = NULL, *t = NULL;
+    int64_t nx = 0, ncap = 0, nout = 0, nt = 0;
+    og_tensor xs = {0}, caps = {0};
     snprintf(name, sizeof name, "%st", prefix);
     CHECK_OK(zfix_f32(f, name, &t, &nt, NULL));
     snprintf(name, sizeof name, "%sx_%d", prefix, b);
