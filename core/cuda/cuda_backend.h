@@ -156,7 +156,8 @@ og_status og_cuda_attention(og_cuda_ctx *ctx, const og_attn_desc *d, const og_bf
                             const og_bf16 *k, const og_bf16 *v, void *out, og_dtype ot,
                             float *lse);
 /* Ring merge: folds a partial result (out_b of type bt at b_stride, lse_b) into the running one
- * (out f32 at o_stride, lse), both [sq, heads, head_dim] / [sq, heads]:
+ * (out f32 at o_stride, lse; finite, as og_cuda_attention writes it), both [sq, heads, head_dim]
+ * / [sq, heads]; a side with lse = -INFINITY contributes nothing:
  *   lse' = log(exp(lse) + exp(lse_b)), out' = exp(lse - lse') out + exp(lse_b - lse') out_b. */
 og_status og_cuda_lse_merge(og_cuda_ctx *ctx, float *out, float *lse, int64_t o_stride,
                             const void *out_b, og_dtype bt, const float *lse_b, int64_t b_stride,
