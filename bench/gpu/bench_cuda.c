@@ -35,11 +35,27 @@ typedef struct {
     double flops; /* counted while the step runs */
 } zbench;
 
-static double now_ms(cudaEvent_t a, cudaEvent_t b)
+/* Mean milliseconds of `iters` back-to-back runs of fn on ctx's stream after `warm` unmeasured. */
+static double time_ms(og_cuda_ctx *ctx, void (*fn)(void *), void *arg, int warm, int iters)
 {
+    cudaEvent_t e0, e1;
     float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    return ms;
+    for (int i = 0; i < warm; i++)
+        fn(arg);
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    cudaEventRecord(e0, og_cuda_stream(ctx));
+    for (int i = 0; i < iters; i++)
+        fn(arg);
+    cudaEventRecord(e1, og_cuda_stream(ctx));
+    if (og_cuda_sync(ctx) != OG_OK) {
+        fprintf(stderr, "bench_cuda: %s\n", og_error_message());
+        exit(1);
+    }
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms / iters;
 }
 
 static void die(const char *what)
@@ -127,8 +143,9 @@ static void zblock(zbench *b, const zlayer *w, int64_t r0, int64_t n, bool modul
 }
 
 /* One DiT forward: embed, refine image and caption tokens, 30 joint blocks, final layer. */
-static void zstep(zbench *b)
+static void zstep(void *arg)
 {
+    zbench *b = arg;
     const zcfg *c = &b->c;
     const int64_t D = c->dim;
     b->flops = 0;
@@ -175,52 +192,52 @@ static void layer_init(og_cuda_ctx *ctx, const zcfg *c, zlayer *l, bool modulate
     l->f2 = drand(ctx, D, OG_F32, 1.0f);
 }
 
-/* Best TFLOP/s of `iters` back-to-back GEMMs of one shape. */
+typedef struct {
+    og_cuda_ctx *ctx;
+    int64_t M, N, K;
+    og_bf16 *x, *w, *y;
+    og_attn_desc d;
+    float *lse;
+} probe;
+
+static void run_gemm(void *arg)
+{
+    probe *p = arg;
+    TRY(og_cuda_linear(p->ctx, p->y, OG_BF16, p->x, p->M, p->K, p->w, p->N, NULL, OG_CUDA_ACT_NONE));
+}
+
+/* TFLOP/s of back-to-back GEMMs of one shape. */
 static double gemm_tflops(og_cuda_ctx *ctx, int64_t M, int64_t N, int64_t K, int iters)
 {
     size_t mark = og_arena_mark(og_cuda_arena(ctx));
-    og_bf16 *x = drand(ctx, (size_t)(M * K), OG_BF16, 1.0f);
-    og_bf16 *w = drand(ctx, (size_t)(N * K), OG_BF16, 0.02f);
-    og_bf16 *y = dalloc(ctx, (size_t)(M * N) * 2);
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    for (int i = 0; i < 3; i++)
-        TRY(og_cuda_linear(ctx, y, OG_BF16, x, M, K, w, N, NULL, OG_CUDA_ACT_NONE));
-    cudaEventRecord(e0, og_cuda_stream(ctx));
-    for (int i = 0; i < iters; i++)
-        TRY(og_cuda_linear(ctx, y, OG_BF16, x, M, K, w, N, NULL, OG_CUDA_ACT_NONE));
-    cudaEventRecord(e1, og_cuda_stream(ctx));
-    TRY(og_cuda_sync(ctx));
-    double ms = now_ms(e0, e1) / iters;
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    probe p = {.ctx = ctx, .M = M, .N = N, .K = K,
+               .x = drand(ctx, (size_t)(M * K), OG_BF16, 1.0f),
+               .w = drand(ctx, (size_t)(N * K), OG_BF16, 0.02f),
+               .y = dalloc(ctx, (size_t)(M * N) * 2)};
+    double ms = time_ms(ctx, run_gemm, &p, 3, iters);
     og_arena_release(og_cuda_arena(ctx), mark);
     return 2.0 * M * N * K / (ms * 1e-3) / 1e12;
 }
 
+static void run_attention(void *arg)
+{
+    probe *p = arg;
+    int64_t hd = (int64_t)p->d.heads * p->d.head_dim;
+    TRY(og_cuda_attention(p->ctx, &p->d, p->x, p->x + hd, p->x + 2 * hd, p->y, OG_BF16, p->lse));
+}
+
+/* TFLOP/s of self-attention over S tokens read from a fused QKV buffer, as the DiT runs it. */
 static double attention_tflops(og_cuda_ctx *ctx, int64_t S, int H, int D, int iters)
 {
     size_t mark = og_arena_mark(og_cuda_arena(ctx));
     size_t n = (size_t)S * H * D;
-    og_bf16 *qkv = drand(ctx, 3 * n, OG_BF16, 1.0f), *o = dalloc(ctx, n * 2);
-    float *lse = dalloc(ctx, (size_t)S * H * 4);
     int64_t st = 3LL * H * D;
-    og_attn_desc d = {.sq = S, .skv = S, .heads = H, .head_dim = D, .q_stride = st,
-                      .k_stride = st, .v_stride = st, .o_stride = (int64_t)H * D,
-                      .scale = 1.0f / sqrtf((float)D)};
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    TRY(og_cuda_attention(ctx, &d, qkv, qkv + H * D, qkv + 2 * H * D, o, OG_BF16, lse));
-    cudaEventRecord(e0, og_cuda_stream(ctx));
-    for (int i = 0; i < iters; i++)
-        TRY(og_cuda_attention(ctx, &d, qkv, qkv + H * D, qkv + 2 * H * D, o, OG_BF16, lse));
-    cudaEventRecord(e1, og_cuda_stream(ctx));
-    TRY(og_cuda_sync(ctx));
-    double ms = now_ms(e0, e1) / iters;
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    probe p = {.ctx = ctx, .x = drand(ctx, 3 * n, OG_BF16, 1.0f), .y = dalloc(ctx, n * 2),
+               .lse = dalloc(ctx, (size_t)S * H * 4),
+               .d = {.sq = S, .skv = S, .heads = H, .head_dim = D, .q_stride = st,
+                     .k_stride = st, .v_stride = st, .o_stride = (int64_t)H * D,
+                     .scale = 1.0f / sqrtf((float)D)}};
+    double ms = time_ms(ctx, run_attention, &p, 1, iters);
     og_arena_release(og_cuda_arena(ctx), mark);
     return 4.0 * S * S * H * D / (ms * 1e-3) / 1e12;
 }
@@ -367,25 +384,11 @@ int main(int argc, char **argv)
     TRY(og_cuda_upload(ctx, b.sin_t, OG_F32, st, OG_F32, nt));
     free(pos), free(ct), free(st);
 
-    zstep(&b); /* warm-up: plans, kernels, clocks */
-    TRY(og_cuda_sync(ctx));
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    double best = 1e30, total = 0;
-    for (int i = 0; i < steps; i++) {
-        cudaEventRecord(e0, og_cuda_stream(ctx));
-        zstep(&b);
-        cudaEventRecord(e1, og_cuda_stream(ctx));
-        TRY(og_cuda_sync(ctx));
-        double ms = now_ms(e0, e1);
-        total += ms;
-        best = ms < best ? ms : best;
-    }
-    double mean = total / steps, tf = b.flops / (mean * 1e-3) / 1e12;
-    printf("dit step (Z-Image %dx%d, S=%lld, %d+%d+%d layers, random weights): %.1f ms mean, "
-           "%.1f ms best, %.2f TFLOP, %.1f TFLOP/s\n", size, size, (long long)S, c.refiners,
-           c.refiners, c.layers, mean, best, b.flops / 1e12, tf);
+    double mean = time_ms(ctx, zstep, &b, 1, steps); /* the warm-up builds the GEMM plans */
+    double tf = b.flops / (mean * 1e-3) / 1e12; /* zstep counts the FLOPs of one step */
+    printf("dit step (Z-Image %dx%d, S=%lld, %d+%d+%d layers, random weights): %.1f ms, "
+           "%.2f TFLOP, %.1f TFLOP/s\n", size, size, (long long)S, c.refiners, c.refiners,
+           c.layers, mean, b.flops / 1e12, tf);
     if (peak_spec > 0)
         printf("dit MFU: %.1f%% of data-sheet peak (%.0f TFLOP/s)\n", 100 * tf / peak_spec, peak_spec);
     printf("dit MFU vs measured GEMM peak: %.1f%%\n", 100 * tf / peak_meas);
@@ -394,8 +397,6 @@ int main(int argc, char **argv)
            "\"step_ms\": %.3f, \"step_tflop\": %.4f, \"gemm_peak_tflops\": %.1f, "
            "\"spec_peak_tflops\": %.0f, \"attention_tflops\": %.1f}\n", name, size, c.layers,
            (long long)S, mean, b.flops / 1e12, peak_meas, peak_spec, att);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
     free(b.L);
     free(g_pattern);
     og_cuda_free(ctx);
