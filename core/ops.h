@@ -49,7 +49,8 @@ void og_layernorm(float *y, const float *x, const float *w, const float *b, int6
 /* y = x / sqrt(mean(x^2) + eps) * w; w may be NULL. Per-head RMSNorm is rows = tokens*heads,
  * dim = head_dim. y may be x. */
 void og_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
-/* GroupNorm over x[C, HW] with `groups` groups; w, b are [C] (may be NULL). y may be x. */
+/* GroupNorm over x[C, HW] with `groups` groups (C a multiple of groups); w, b are [C] (may be
+ * NULL). y may be x. */
 void og_groupnorm(float *y, const float *x, const float *w, const float *b, int64_t channels,
                   int64_t hw, int groups, float eps);
 
@@ -72,7 +73,8 @@ void og_softmax(float *x, int64_t rows, int64_t dim);
 
 /* Builds per-token cos/sin tables [tokens, head_dim/2] for multi-axis RoPE: axis a owns
  * axes_dim[a] channels (axes_dim[a]/2 pairs), frequency theta^(-2i/axes_dim[a]), angle
- * pos[t*naxes + a] * freq. Pairs are laid out axis after axis. */
+ * pos[t*naxes + a] * freq, computed in double and rounded to f32 before cos/sin (as diffusers'
+ * Z-Image does). Pairs are laid out axis after axis. */
 void og_rope_table(float *cos_t, float *sin_t, const int64_t *pos, int64_t tokens, int naxes,
                    const int *axes_dim, double theta);
 /* Rotates interleaved pairs (x[2k], x[2k+1]) of every head by the token's angle k (DiT form). */
@@ -105,7 +107,8 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
 /* ---- convolution and resampling ------------------------------------------------------------ */
 
 /* 2-D convolution, x[cin, h, w] -> y[cout, ho, wo], weight [cout, cin, kh, kw] (dtype wt),
- * bias [cout] f32 or NULL, zero padding. */
+ * bias [cout] f32 or NULL, zero padding; ho = (h + 2 pad - kh) / stride + 1. Runs as im2col +
+ * og_sgemm over bands of output rows (a 1x1 stride-1 convolution multiplies x directly). */
 og_status og_conv2d(float *y, const float *x, int64_t cin, int64_t h, int64_t w, const void *wgt,
                     og_dtype wt, const float *bias, int64_t cout, int kh, int kw, int stride,
                     int pad);
@@ -121,7 +124,8 @@ void og_upsample_nearest2x(float *y, const float *x, int64_t c, int64_t h, int64
 /* ---- embeddings ---------------------------------------------------------------------------- */
 
 /* Sinusoidal timestep embedding of dim channels: freq_i = exp(-ln(max_period) * i / (half -
- * freq_shift)), emb = [cos(t*f), sin(t*f)] if cos_first, else [sin, cos]. */
+ * freq_shift)), emb = [cos(t*f), sin(t*f)] if cos_first, else [sin, cos]; an odd dim gets a zero
+ * last channel. freq and t*f are computed in f32 step by step as diffusers does. */
 void og_timestep_embedding(float *out, float t, int dim, double max_period, double freq_shift,
                            bool cos_first);
 

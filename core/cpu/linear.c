@@ -11,7 +11,8 @@
 #include <immintrin.h>
 #endif
 
-#define OG_TILE_BYTES (4u << 20) /* f32 weight tile: large enough to keep the GEMM efficient */
+/* f32 weight tile: each tile makes the GEMM repack x once, so it should hold ~1000 rows or more */
+#define OG_TILE_BYTES (32u << 20)
 
 static _Atomic int og_precision = OG_GEMM_EXACT;
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds bench_cpu_ops twice (Release, -march=native), once with oneDNN and once with OpenBLAS as
+# the GEMM library, and runs both, so the two libraries are compared on the same machine and load.
+# Usage: bench/cpu_ops.sh [--quick]    (OMP_NUM_THREADS picks the thread count; default all cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=${OG_BENCH_BUILD:-build-bench}
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+for lib in dnnl openblas; do
+  log="$root-$lib.log"
+  { cmake -S . -B "$root-$lib" -DCMAKE_BUILD_TYPE=Release -DOG_GEMM=$lib -DOG_WITH_CUDA=OFF &&
+    cmake --build "$root-$lib" --target bench_cpu_ops -j "$(nproc)"; } > "$log" 2>&1 ||
+    { cat "$log"; exit 1; }
+done
+for lib in dnnl openblas; do
+  "$root-$lib/bench_cpu_ops" "$@"
+done
