@@ -122,8 +122,8 @@ static inline unsigned char comm_byte(int round, int from, int to, size_t b)
 static inline void comm_check_ops(og_comm *c, sp_result *res)
 {
     const int P = c->size, me = c->rank;
-    size_t sc[64], sd[64], rc[64], rd[64], at_s = 0, at_r = 0;
-    unsigned char *send = malloc(64 * 64 + 1), *recv = malloc(64 * 64 + 1);
+    size_t sc[64] = {0}, sd[64] = {0}, rc[64] = {0}, rd[64] = {0}, at_s = 0, at_r = 0;
+    unsigned char *send = calloc(64 * 64 + 1, 1), *recv = calloc(64 * 64 + 1, 1);
     if (P > 64 || !send || !recv) {
         sp_result_fail(res, "comm check: at most 64 ranks / out of memory");
         free(send);
