@@ -1,11 +1,12 @@
-/* Sequence-parallel attention with every rank on one GPU, through the in-process communicator on
- * device memory: for Ulysses, Ring and hybrid layouts (uneven heads as in UAA, uneven shards) the
- * ranks are threads sharing GPU 0, each with its own context. Ulysses packs head slices with 2-D
- * device copies and exchanges them with one all-to-all-v; K/V super-shards travel the ring as bf16
- * while attention runs on the previous block; partials merge by LSE in fp32; the reverse
- * all-to-all-v returns tokens. The gathered output and the LSE must equal serial attention on the
- * whole sequence, and each communicator must have sent exactly the bytes the layout implies.
- * (parallel/'s og_sp_attention is host-only today; this drives the same steps on the device.) */
+/* Sequence-parallel attention on GPUs: for Ulysses, Ring and hybrid layouts (uneven heads as in
+ * UAA, uneven shards) the ranks are threads, each with its own context, either all sharing GPU 0
+ * through the in-process communicator on device memory, or one GPU each through NCCL where the
+ * machine has enough GPUs. Ulysses packs head slices with 2-D device copies and exchanges them
+ * with one all-to-all-v; K/V super-shards travel the ring as bf16 while attention runs on the
+ * previous block; partials merge by LSE in fp32; the reverse all-to-all-v returns tokens. The
+ * gathered output and the LSE must equal serial attention on the whole sequence, and each
+ * communicator must have sent exactly the bytes the layout implies. (parallel/'s
+ * og_sp_attention is host-only today; this drives the same steps on the device.) */
 #include <string.h>
 
 #include <cuda_runtime.h>
@@ -32,9 +33,9 @@ typedef struct {
     } while (0)
 #define CU(expr) RANK_TRY((expr) == cudaSuccess ? OG_OK : og_fail(OG_ERR_DEVICE, "%s failed", #expr))
 
-static og_status sp_rank(og_comm *world, void *arg)
+/* One rank of layout (U, R) on `device`; world is the device-memory communicator of all ranks. */
+static og_status sp_layout(og_comm *world, int device, const sp_case *c)
 {
-    const sp_case *c = arg;
     const int U = c->U, R = c->R, P = U * R, me = world->rank, u = me % U, r = me / U;
     const int H = c->H, D = c->D;
     const int64_t row = (int64_t)H * D;
@@ -57,7 +58,7 @@ static og_status sp_rank(og_comm *world, void *arg)
     og_status st = OG_OK;
     RANK_TRY(og_comm_split(world, r, u, &uly));
     RANK_TRY(og_comm_split(world, u, r, &ring));
-    RANK_TRY(og_cuda_init(0, &ctx));
+    RANK_TRY(og_cuda_init(device, &ctx));
     RANK_TRY(og_cuda_reserve(ctx, 96 << 20, "SP rank"));
     cudaStream_t s = og_cuda_stream(ctx);
     og_arena *a = og_cuda_arena(ctx);
@@ -186,12 +187,28 @@ done:
     return st;
 }
 
+/* All ranks share GPU 0 through the in-process communicator's device copy. */
+static og_status one_gpu_rank(og_comm *world, void *arg) { return sp_layout(world, 0, arg); }
+
+#ifdef OG_HAVE_NCCL
+/* Rank r drives GPU r through NCCL, bootstrapped over the in-process host world. */
+static og_status nccl_rank(og_comm *host, void *arg)
+{
+    og_comm *nccl;
+    OG_TRY(og_comm_nccl_create(&nccl, host, host->rank));
+    og_status st = sp_layout(nccl, host->rank, arg);
+    og_comm_free(nccl);
+    return st;
+}
+#endif
+
 int main(void)
 {
     og_cuda_ctx *ctx = og_gpu_test_start("test_cuda_sp", 64);
     if (!ctx)
         return OG_TEST_SKIP;
     og_test_rng rng = {31};
+    int nccl_layouts = 0;
     /* (U, R): pure Ring, pure Ulysses (even and uneven heads), hybrids. */
     const int layouts[][2] = {{1, 2}, {1, 3}, {1, 4}, {2, 1}, {4, 1}, {3, 1}, {2, 2}, {4, 2}, {2, 3}};
     const int dims[2] = {128, 64};
@@ -216,11 +233,20 @@ int main(void)
         c.q = q, c.k = k, c.v = v, c.ref = ref, c.ref_lse = ref_lse;
         for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
             c.U = layouts[i][0], c.R = layouts[i][1];
-            og_status s = og_run_ranks_copy(c.U * c.R, 1, &copy, sp_rank, &c);
-            CHECK(s == OG_OK, "U=%d R=%d D=%d: %s", c.U, c.R, c.D, og_error_message());
+            og_status s = og_run_ranks_copy(c.U * c.R, 1, &copy, one_gpu_rank, &c);
+            CHECK(s == OG_OK, "one GPU, U=%d R=%d D=%d: %s", c.U, c.R, c.D, og_error_message());
+#ifdef OG_HAVE_NCCL
+            if (c.U * c.R <= og_cuda_device_count()) {
+                s = og_run_ranks(c.U * c.R, 1, nccl_rank, &c);
+                CHECK(s == OG_OK, "NCCL, U=%d R=%d D=%d: %s", c.U, c.R, c.D, og_error_message());
+                nccl_layouts++;
+            }
+#endif
         }
         free(q), free(k), free(v), free(ref), free(ref_lse);
     }
     og_cuda_free(ctx);
+    printf("test_cuda_sp: %d layout runs across GPUs through NCCL (layouts wider than the %d "
+           "GPU(s) here run on one GPU only)\n", nccl_layouts, og_cuda_device_count());
     return og_test_finish("test_cuda_sp");
 }
