@@ -18,7 +18,7 @@
 #endif
 
 #define BQ 64 /* queries per block: one key's scores are 4 vectors of 16 */
-#define BK 64 /* keys per block (a multiple of 4: the score kernel takes keys four at a time) */
+#define BK 128 /* keys per block (a multiple of 4: the score kernel takes keys four at a time) */
 #define LOG2E 1.4426950408889634
 #define LN2 0.6931471805599453
 
