@@ -6,52 +6,56 @@
 #include <stdint.h>
 #include <string.h>
 
-/* e^x: x = n ln2 + r (Cody-Waite split of ln2), e^r by a degree-7 Taylor polynomial on
- * |r| <= ln2/2 (error < 6e-9), times 2^n built in the exponent bits. Inputs are clamped to
+/* e^r for |r| <= ln2/2 by a degree-7 Taylor polynomial (relative error < 6e-9). */
+static inline float og_vexp_poly(float r)
+{
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    return p * r + 1.0f;
+}
+
+/* 2^n for an integral n in [-126, 127], built in the exponent bits. */
+static inline float og_vpow2i(float n)
+{
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Rounds to the nearest integer (|x| < 2^22) without a libm call. */
+static inline float og_vround(float x)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    return (x + shifter) - shifter;
+}
+
+/* e^x = 2^n e^r with x = n ln2 + r (ln2 split in two for an exact r). Inputs are clamped to
  * [-87, 88], so results stay normal floats: e^-inf gives 1.6e-38, not 0. */
 static inline float og_vexp(float x)
 {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float n = (x * 1.44269504f + shifter) - shifter;
+    float n = og_vround(x * 1.44269504f);
     float r = x - n * 0.693145752f;
     r = r - n * 1.42860677e-6f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
+    return og_vexp_poly(r) * og_vpow2i(n);
 }
 
-/* 2^x for x <= 0 (attention probabilities): same polynomial on r = (x - n) ln2, and exactly 0
- * below -126, so a masked score of -inf contributes nothing. */
+/* 2^x for attention probabilities: exactly 0 below -126, so a masked score of -inf contributes
+ * nothing. */
 static inline float og_vexp2(float x)
 {
     float xc = x < -126.0f ? -126.0f : x;
     xc = xc > 127.0f ? 127.0f : xc;
-    const float shifter = 12582912.0f;
-    float n = (xc + shifter) - shifter;
-    float r = (xc - n) * 0.693147181f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return x < -126.0f ? 0.0f : p * scale;
+    float n = og_vround(xc);
+    float e = og_vexp_poly((xc - n) * 0.693147181f) * og_vpow2i(n);
+    return x < -126.0f ? 0.0f : e;
 }
 
 /* tanh(x) = sign(x) (1 - e) / (1 + e) with e = e^(-2|x|); below |x| = 0.25 an odd Taylor
