@@ -239,7 +239,7 @@ og_status og_zimage_check_layout(const og_zimage_config *c, const og_parallel_co
                                  int64_t lat_h, int64_t lat_w, int64_t cap_len,
                                  int world_available)
 {
-    og_zimage_tokens t;
+    og_zimage_tokens t = {0};
     OG_TRY(og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t));
     return og_parallel_config_validate(pc, c->n_heads, t.img_pad_len, world_available);
 }
@@ -399,7 +399,7 @@ size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w,
                                og_sp *sp)
 {
     const og_zimage_config *c = &m->c;
-    og_zimage_tokens t;
+    og_zimage_tokens t = {0};
     zimage_split s;
     if (og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t) != OG_OK)
         return 0; /* the forward reports the error */
@@ -581,7 +581,7 @@ static og_status forward(og_zimage *m, og_sp *sp, const float *latents, int64_t 
                          float *out, og_arena *scratch)
 {
     const og_zimage_config *c = &m->c;
-    og_zimage_tokens t;
+    og_zimage_tokens t = {0};
     zimage_split s;
     OG_TRY(og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t));
     s = split_for(&t, sp ? og_sp_size(sp) : 1, sp ? og_sp_rank(sp) : 0);

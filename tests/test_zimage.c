@@ -1,13 +1,19 @@
 /* The Z-Image transformer against diffusers: for every fixture variant (square, non-square with
  * odd token counts, CFG's positive and negative captions, 30 heads with bf16 weights), the first
  * and the last transformer call of the reference pipeline, serial fp32, within 1e-4 relative.
- * Also the config reader, the model-time formula and the refusal of bad requests. */
+ * Also a checkpoint split into two shards with a Hugging Face index, the config reader, the
+ * model-time formula and the refusal of bad requests. */
 #include <math.h>
 #include <stdlib.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "core/threads.h"
 #include "dit/zimage.h"
+#include "io/safetensors.h"
 #include "test_zimage_fixture.h"
 #include "testutil.h"
 
@@ -67,6 +73,76 @@ static void check_variant(const char *variant, int batch)
     zfix_close(&f);
 }
 
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[4096];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    int ok = in && out;
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    return ok;
+}
+
+/* The base model re-saved as two shards plus model.safetensors.index.json (the layout of the
+ * released 6B checkpoint) loads and computes the same output. */
+static void check_sharded(void)
+{
+    int failures_before = og_test_failures;
+    char dir[] = "/tmp/og_zimage_shards_XXXXXX", path[256];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    og_weights *w = NULL;
+    CHECK_OK(og_weights_open_dir(&w, "tests/fixtures/zimage/base/model/transformer"));
+    if (og_test_failures > failures_before)
+        return;
+    int n = og_weights_count(w), half = n / 2;
+    const char **names = calloc((size_t)n, sizeof *names);
+    og_tensor *ts = calloc((size_t)n, sizeof *ts);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors.index.json", dir);
+    FILE *idx = fopen(path, "w");
+    fprintf(idx, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (int i = 0; i < n; i++) {
+        names[i] = og_weights_name(w, i);
+        CHECK_OK(og_weights_get(w, names[i], &ts[i]));
+        fprintf(idx, "%s\"%s\": \"diffusion_pytorch_model-0000%d-of-00002.safetensors\"",
+                i ? ", " : "", names[i], i < half ? 1 : 2);
+    }
+    fprintf(idx, "}}\n");
+    fclose(idx);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model-00001-of-00002.safetensors", dir);
+    CHECK_OK(og_st_write(path, half, names, ts, NULL));
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model-00002-of-00002.safetensors", dir);
+    CHECK_OK(og_st_write(path, n - half, names + half, ts + half, NULL));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(copy_file("tests/fixtures/zimage/base/model/transformer/config.json", path),
+          "copy config.json");
+    og_zimage *m = NULL;
+    CHECK_OK(og_zimage_load(&m, dir));
+    if (m) {
+        zfix f;
+        CHECK_OK(zfix_open(&f, "base"));
+        check_call(m, &f, "dit_last_", 0);
+        zfix_close(&f);
+        og_zimage_free(m);
+    }
+    og_weights_free(w);
+    free(names);
+    free(ts);
+    static const char *const files[] = {"config.json",
+                                         "diffusion_pytorch_model.safetensors.index.json",
+                                         "diffusion_pytorch_model-00001-of-00002.safetensors",
+                                         "diffusion_pytorch_model-00002-of-00002.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    CHECK(rmdir(dir) == 0, "cleanup of %s", dir);
+}
+
 static void check_config_and_errors(void)
 {
     og_zimage_config c;
@@ -109,5 +185,6 @@ int main(void)
     check_variant("odd", 1);
     check_variant("cfg", 2);
     check_variant("h30", 1);
+    check_sharded();
     return og_test_finish("test_zimage");
 }
