@@ -245,9 +245,9 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
     }
 }
 
-/* ---- plain kernel: one warp per (query row, head), any head_dim <= 256 ------------------------ */
+/* ---- plain kernel: one warp per (query row, head), any even head_dim <= 512 (VAE attention) -- */
 
-#define PLAIN_MAX_PER_LANE 8
+#define PLAIN_MAX_PER_LANE 16
 
 __global__ void plain_attn_kernel(const attn_params p)
 {

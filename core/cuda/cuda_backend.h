@@ -102,6 +102,13 @@ typedef enum { OG_CUDA_ACT_NONE = 0, OG_CUDA_ACT_GELU_TANH } og_cuda_act;
 og_status og_cuda_linear(og_cuda_ctx *ctx, void *y, og_dtype yt, const og_bf16 *x, int64_t M,
                          int64_t K, const og_bf16 *w, int64_t N, const void *bias, og_cuda_act act);
 
+/* As og_sgemm on bf16 operands: C[M, N] = alpha * op(A) · op(B) + beta * C, row-major with
+ * leading dimensions, op = transpose when ta / tb; C bf16 or f32 (ct). For products that are not
+ * a linear layer (a VAE's single-head attention as two GEMMs and a softmax). */
+og_status og_cuda_gemm(og_cuda_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                       float alpha, const og_bf16 *A, int64_t lda, const og_bf16 *B, int64_t ldb,
+                       float beta, void *C, og_dtype ct, int64_t ldc);
+
 /* ---- normalisation (fused with modulation) ------------------------------------------------- */
 
 /* Row-wise norms over `dim` of every row, then an optional modulation y = y * (1 + scale) +
@@ -151,7 +158,7 @@ og_status og_cuda_rope(og_cuda_ctx *ctx, og_bf16 *x, int64_t tokens, int heads, 
  * array or NULL), out of type ot (bf16, or f32 for ring partials that merge in fp32) at
  * o_stride, lse [sq, heads] f32 (natural log) or NULL. A row that sees no key gets out = 0 and
  * lse = -INFINITY. Head dims 64 and 128 with 16-byte aligned rows and strides run a tensor-core
- * flash kernel; any other even head_dim up to 256 runs a plain warp-per-row kernel. */
+ * flash kernel; any other even head_dim up to 512 runs a plain warp-per-row kernel. */
 og_status og_cuda_attention(og_cuda_ctx *ctx, const og_attn_desc *d, const og_bf16 *q,
                             const og_bf16 *k, const og_bf16 *v, void *out, og_dtype ot,
                             float *lse);

@@ -20,10 +20,10 @@ extern "C" {
 /* A cuBLASLt plan for one GEMM shape: descriptors and the chosen algorithm, reused by every call
  * of the same shape so a step pays the heuristic query once per shape. */
 typedef struct {
-    int64_t M, N, K;
-    int yt, epilogue;
-    bool has_bias;
-    int align; /* smallest pointer alignment of the call, in bytes */
+    int64_t M, N, K, lda, ldb, ldc;
+    bool ta, tb;
+    int yt, epilogue; /* the epilogue says whether there is a bias */
+    int align;        /* smallest pointer alignment of the call, in bytes */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;

@@ -92,6 +92,7 @@ int main(void)
         {.sq = 33, .skv = 47, .heads = 5, .kv_heads = 1, .hd = 48, .causal = true,
          .out_f32 = true},                                                      /* plain, GQA */
         {.sq = 20, .skv = 20, .heads = 2, .hd = 128, .fused = true, .kv_heads = 1},
+        {.sq = 45, .skv = 45, .heads = 1, .hd = 512},                 /* VAE mid-block, plain */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_attention(ctx, &r, cases[i]);

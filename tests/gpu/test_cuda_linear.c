@@ -1,5 +1,6 @@
 /* og_cuda_linear against the CPU og_linear on the same bf16 inputs: bf16 and f32 outputs, with and
- * without the bias and GELU epilogues, odd and aligned shapes, and a misaligned input view. */
+ * without the bias and GELU epilogues, odd and aligned shapes, and a misaligned input view; and
+ * og_cuda_gemm against og_sgemm for every transpose pair with padded leading dimensions. */
 #include "gpu_testutil.h"
 
 static void check_linear(og_cuda_ctx *ctx, og_test_rng *r, int64_t M, int64_t K, int64_t N,
@@ -38,6 +39,28 @@ static void check_linear(og_cuda_ctx *ctx, og_test_rng *r, int64_t M, int64_t K,
     og_arena_release(og_cuda_arena(ctx), mark);
 }
 
+static void check_gemm(og_cuda_ctx *ctx, og_test_rng *r, bool ta, bool tb, int64_t M, int64_t N,
+                       int64_t K, float alpha, float beta, og_dtype ct)
+{
+    size_t mark = og_arena_mark(og_cuda_arena(ctx));
+    /* Stored shapes: A [M, K] or [K, M], B [K, N] or [N, K], each row padded by 3. */
+    int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int64_t lda = ac + 3, ldb = bc + 3, ldc = N + 3;
+    size_t na = (size_t)(ar * lda), nb = (size_t)(br * ldb), nc = (size_t)(M * ldc);
+    float *a = og_gpu_rand(r, na, 1.0f), *b = og_gpu_rand(r, nb, 1.0f), *c = og_gpu_rand(r, nc, 1.0f);
+    og_bf16 *da = og_gpu_put(ctx, a, na, OG_BF16), *db = og_gpu_put(ctx, b, nb, OG_BF16);
+    void *dc = og_gpu_put(ctx, c, nc, ct);
+    CHECK_OK(og_sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc));
+    CHECK_OK(og_cuda_gemm(ctx, ta, tb, M, N, K, alpha, da, lda, db, ldb, beta, dc, ct, ldc));
+    float *got = og_gpu_get(ctx, dc, nc, ct);
+    double e = og_test_rel_err_f(got, c, nc); /* padding columns must come back untouched too */
+    CHECK(e < (ct == OG_F32 ? 1e-4 : OG_BF16_TOL), "gemm ta=%d tb=%d %lldx%lldx%lld alpha=%g "
+          "beta=%g %s: rel err %.3g", ta, tb, (long long)M, (long long)N, (long long)K, alpha,
+          beta, og_dtype_name(ct), e);
+    free(a), free(b), free(c), free(got);
+    og_arena_release(og_cuda_arena(ctx), mark);
+}
+
 int main(void)
 {
     og_cuda_ctx *ctx = og_gpu_test_start("test_cuda_linear", 256);
@@ -54,6 +77,10 @@ int main(void)
     check_linear(ctx, &r, 33, 64, 48, OG_BF16, false, OG_CUDA_ACT_NONE, 1); /* 2-byte aligned x */
     /* The same shape again reuses the cached plan and must give the same answer. */
     check_linear(ctx, &r, 37, 256, 96, OG_BF16, false, OG_CUDA_ACT_NONE, 0);
+    for (int t = 0; t < 4; t++)
+        check_gemm(ctx, &r, t & 1, t >> 1, 45, 70, 96, 0.5f, t == 3 ? 0.0f : 1.0f,
+                   t == 2 ? OG_BF16 : OG_F32);
+    check_gemm(ctx, &r, false, true, 300, 300, 512, 1.0f / 16, 0.0f, OG_F32); /* VAE scores */
     og_cuda_free(ctx);
     return og_test_finish("test_cuda_linear");
 }
