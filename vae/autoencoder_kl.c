@@ -279,8 +279,8 @@ int64_t og_vae_latent_channels(const og_vae *v)
 
 /* ---- forward over one region ---------------------------------------------------------------- */
 
-/* Three activation buffers of `cap` floats each; layers write to a free one and return its
- * index, so nothing is allocated inside the pass. */
+/* Three activation buffers, each as large as the biggest feature map of the pass: a layer reads
+ * the current one and writes into the other two, so nothing is allocated inside the pass. */
 typedef struct {
     float *buf[3];
     float *attn; /* 3 * top * h * w floats for q, k, v */
@@ -405,7 +405,7 @@ static og_status vae_scratch_setup(og_vae *v, vae_scratch *s, int64_t buf_floats
     for (int i = 0; i < 3; i++)
         s->buf[i] = og_arena_alloc(&v->arena, sizeof(float) * (size_t)buf_floats);
     s->attn = attn ? og_arena_alloc(&v->arena, sizeof(float) * (size_t)attn) : NULL;
-    return OG_OK; /* setup reserved room for all of these */
+    return OG_OK; /* `bytes` covers these and the caller's `extra`, so no allocation can fail */
 }
 
 static float *vae_take(og_vae *v, int64_t n)
