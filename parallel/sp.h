@@ -6,6 +6,7 @@
 #ifndef OG_SP_H
 #define OG_SP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/arena.h"
@@ -48,6 +49,10 @@ typedef struct {
 /* Attention of this rank's shard against the whole (sharded) sequence under the layout of `sp`.
  * Equals single-rank og_attention() over the full sequence to fp32 rounding. */
 og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a);
+/* Scratch bytes og_sp_attention takes from args.scratch for this shape on this rank (an arena
+ * of at least this much never runs out; without an arena the call uses the heap). */
+size_t og_sp_attention_scratch_bytes(const og_sp *sp, int64_t seq, int heads, int head_dim,
+                                     int64_t text_len);
 
 /* Gathers every rank's shard of [S, row_elems] rows into `full` on every rank of the SP group. */
 og_status og_sp_gather_seq(og_sp *sp, const float *local, float *full, int64_t seq,

@@ -61,75 +61,109 @@ static og_status gather_text(og_sp *sp, const og_sp_geom *g, int64_t T, const fl
     return st;
 }
 
+/* The scratch of one call, in floats, each piece 64-byte aligned. The receive buffer of the
+ * first all-to-all is dead once the ring starts, so the ring's second K/V buffer and its
+ * per-block partial results take its place (it comes last, so they may run past its end). */
+enum { PACK, Q, KV_A, OUT, LSE, TEXT, RECV, KV_B, TMP_OUT, TMP_LSE, NBUF }; /* RECV last */
+
+typedef struct {
+    og_sp_geom g;
+    int64_t toff, tlen, lq, max_block;
+    size_t at[NBUF], total; /* offsets into one block, and its size */
+} attn_plan;
+
+static void plan_init(attn_plan *p, const og_sp *sp, int64_t S, int H, int D, int64_t T)
+{
+    og_sp_geom_init(&p->g, sp, S, H, D);
+    const og_sp_geom *g = &p->g;
+    og_shard_range(T, g->R, g->r, &p->toff, &p->tlen);
+    p->lq = g->super_len + p->tlen;
+    p->max_block = 0;
+    for (int j = 0; j < g->R; j++) {
+        int64_t off, len;
+        og_sp_super_range(g, j, &off, &len);
+        p->max_block = len > p->max_block ? len : p->max_block;
+    }
+    const int64_t row = (int64_t)g->hn * D;
+    const size_t n[NBUF] = {
+        [PACK] = (size_t)(3 * g->len * H * D), [RECV] = (size_t)(3 * g->super_len * row),
+        [Q] = (size_t)(p->lq * row),           [KV_A] = (size_t)(2 * p->max_block * row),
+        [OUT] = (size_t)(p->lq * row),         [LSE] = (size_t)(p->lq * g->hn),
+        [TEXT] = (size_t)(T * H * D),
+        [KV_B] = g->R > 1 ? (size_t)(2 * p->max_block * row) : 0,
+        [TMP_OUT] = (size_t)(p->lq * row),     [TMP_LSE] = (size_t)(p->lq * g->hn),
+    };
+    size_t at = 0;
+    for (int i = 0; i < KV_B; i++) {
+        p->at[i] = at;
+        at += round_up(n[i]);
+    }
+    size_t in_recv = p->at[RECV]; /* the ring's buffers, laid over RECV */
+    for (int i = KV_B; i < NBUF; i++) {
+        p->at[i] = in_recv;
+        in_recv += round_up(n[i]);
+    }
+    p->total = in_recv > at ? in_recv : at;
+}
+
+size_t og_sp_attention_scratch_bytes(const og_sp *sp, int64_t seq, int heads, int head_dim,
+                                     int64_t text_len)
+{
+    attn_plan p;
+    plan_init(&p, sp, seq, heads, head_dim, text_len);
+    return p.total * sizeof(float) + 64; /* + the arena's alignment */
+}
+
 og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
 {
     OG_TRY(check_args(sp, a));
-    og_sp_geom g;
-    og_sp_geom_init(&g, sp, a->seq, a->heads, a->head_dim);
-    const int D = g.D, H = g.H, R = g.R;
-    const int64_t T = a->text_len, L = g.len, Ls = g.super_len, row = (int64_t)g.hn * D;
-    int64_t toff, tlen;
-    og_shard_range(T, R, g.r, &toff, &tlen);
-    const int64_t lq = Ls + tlen;
+    attn_plan p;
+    plan_init(&p, sp, a->seq, a->heads, a->head_dim, a->text_len);
+    const og_sp_geom *g = &p.g;
+    const int D = g->D, H = g->H, R = g->R;
+    const int64_t T = a->text_len, Ls = g->super_len, row = (int64_t)g->hn * D;
 
     int64_t *block_len = malloc((size_t)R * sizeof *block_len);
     if (!block_len)
         return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d block lengths", R);
-    int64_t max_block = 0;
     for (int j = 0; j < R; j++) {
         int64_t off;
-        og_sp_super_range(&g, j, &off, &block_len[j]);
-        if (block_len[j] > max_block)
-            max_block = block_len[j];
+        og_sp_super_range(g, j, &off, &block_len[j]);
     }
-
     /* One scratch block: from the caller's arena when given, else the heap. */
-    enum { PACK, RECV, Q, KV_A, KV_B, OUT, LSE, TMP_OUT, TMP_LSE, TEXT, NBUF };
-    const size_t n[NBUF] = {
-        [PACK] = (size_t)(3 * L * H * D),  [RECV] = (size_t)(3 * Ls * row),
-        [Q] = (size_t)(lq * row),          [KV_A] = (size_t)(2 * max_block * row),
-        [KV_B] = R > 1 ? (size_t)(2 * max_block * row) : 0,
-        [OUT] = (size_t)(lq * row),        [LSE] = (size_t)(lq * g.hn),
-        [TMP_OUT] = (size_t)(lq * row),    [TMP_LSE] = (size_t)(lq * g.hn),
-        [TEXT] = (size_t)(T * H * D),
-    };
-    size_t total = 0;
-    for (int i = 0; i < NBUF; i++)
-        total += round_up(n[i]);
     const size_t mark = a->scratch ? og_arena_mark(a->scratch) : 0;
-    float *base = a->scratch ? og_arena_alloc(a->scratch, total * sizeof(float))
-                             : aligned_alloc(64, total * sizeof(float));
+    float *base = a->scratch ? og_arena_alloc(a->scratch, p.total * sizeof(float))
+                             : aligned_alloc(64, p.total * sizeof(float));
     if (!base) {
         free(block_len);
         return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %zu bytes of scratch",
-                       total * sizeof(float));
+                       p.total * sizeof(float));
     }
     float *buf[NBUF];
-    size_t at = 0;
-    for (int i = 0; i < NBUF; at += round_up(n[i]), i++)
-        buf[i] = base + at;
+    for (int i = 0; i < NBUF; i++)
+        buf[i] = base + p.at[i];
 
-    og_status st = og_ulysses_scatter_heads(sp->ulysses, &g, a->q, a->k, a->v, buf[Q], buf[KV_A],
+    og_status st = og_ulysses_scatter_heads(sp->ulysses, g, a->q, a->k, a->v, buf[Q], buf[KV_A],
                                             buf[PACK], buf[RECV]);
     if (st == OG_OK) {
-        for (int64_t t = 0; t < tlen; t++)
-            memcpy(buf[Q] + (Ls + t) * row, a->text_q + ((toff + t) * H + g.h0) * D,
+        for (int64_t t = 0; t < p.tlen; t++)
+            memcpy(buf[Q] + (Ls + t) * row, a->text_q + ((p.toff + t) * H + g->h0) * D,
                    (size_t)row * sizeof(float));
         const og_ring_args ra = {
-            .q = buf[Q], .lq = lq, .hn = g.hn, .D = D, .scale = a->scale,
+            .q = buf[Q], .lq = p.lq, .hn = g->hn, .D = D, .scale = a->scale,
             .block_len = block_len, .kv_own = buf[KV_A],
             .extra_len = T, .extra_stride = (int64_t)H * D,
-            .extra_k = T > 0 ? a->text_k + (int64_t)g.h0 * D : NULL,
-            .extra_v = T > 0 ? a->text_v + (int64_t)g.h0 * D : NULL,
+            .extra_k = T > 0 ? a->text_k + (int64_t)g->h0 * D : NULL,
+            .extra_v = T > 0 ? a->text_v + (int64_t)g->h0 * D : NULL,
             .out = buf[OUT], .lse = buf[LSE], .kv_a = buf[KV_A], .kv_b = buf[KV_B],
             .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE],
         };
         st = og_ring_attention(sp->ring, &ra);
     }
     if (st == OG_OK)
-        st = og_ulysses_gather_heads(sp->ulysses, &g, buf[OUT], a->out, buf[PACK]);
+        st = og_ulysses_gather_heads(sp->ulysses, g, buf[OUT], a->out, buf[PACK]);
     if (st == OG_OK && T > 0)
-        st = gather_text(sp, &g, T, buf[OUT] + Ls * row, buf[TEXT], a->text_out);
+        st = gather_text(sp, g, T, buf[OUT] + Ls * row, buf[TEXT], a->text_out);
     if (a->scratch)
         og_arena_release(a->scratch, mark);
     else

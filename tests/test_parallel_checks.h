@@ -279,7 +279,10 @@ static inline void sp_check_attention(og_sp *sp, const sp_data *d, sp_result *re
     og_shard_range(d->seq, P, me, &off, &len);
     float *out = malloc((size_t)(len * row) * sizeof *out);
     float *tout = malloc((size_t)((d->text ? d->text : 1) * row) * sizeof *tout);
-    if (!out || !tout) {
+    /* Scratch from an arena of exactly the advertised size: too small a figure fails the call. */
+    og_arena arena;
+    if (!out || !tout ||
+        og_arena_init(&arena, og_sp_attention_scratch_bytes(sp, d->seq, H, D, d->text)) != OG_OK) {
         sp_result_fail(res, "out of memory");
         free(out);
         free(tout);
@@ -289,6 +292,7 @@ static inline void sp_check_attention(og_sp *sp, const sp_data *d, sp_result *re
         .seq = d->seq, .heads = H, .head_dim = D, .scale = 1.0f / sqrtf((float)D),
         .q = d->q + off * row, .k = d->k + off * row, .v = d->v + off * row, .out = out,
         .text_len = d->text, .text_q = d->tq, .text_k = d->tk, .text_v = d->tv, .text_out = tout,
+        .scratch = &arena,
     };
     char what[160];
     snprintf(what, sizeof what, "U=%d R=%d cfg=%d %s H=%d S=%lld T=%lld rank %d",
@@ -322,6 +326,9 @@ static inline void sp_check_attention(og_sp *sp, const sp_data *d, sp_result *re
                                (unsigned long long)got, (unsigned long long)formula);
         }
     }
+    if (arena.used != 0)
+        sp_result_fail(res, "%s: scratch not released (%zu bytes)", what, arena.used);
+    og_arena_free(&arena);
     free(out);
     free(tout);
 }
