@@ -123,7 +123,7 @@ int main(int argc, char **argv)
             og_dtype wt = t ? OG_BF16 : OG_F32;
             if (t == 2 && og_gemm_set_precision(OG_GEMM_BF16) != OG_OK)
                 break;
-            double g = bench_linear(M, K, N, wt, M > 1 ? 2 : 20);
+            double g = bench_linear(M, K, N, wt, M == 1 ? 20 : 2.0 * M * N * K > 2e11 ? 1 : 2);
             must(og_gemm_set_precision(OG_GEMM_EXACT));
             char name[80];
             snprintf(name, sizeof name, "linear M %lld K %lld N %lld %s%s", (long long)M,

@@ -1,6 +1,7 @@
 /* og_linear on top of og_sgemm: f32 weights go straight to the GEMM; bf16/f16 weights are widened
- * to f32 one tile of output features at a time (a few MB, never the whole matrix), so the result
- * is the exact f32 product with the de-quantised weights. With og_gemm_set_precision(OG_GEMM_BF16)
+ * to f32 one tile of output features at a time (32 MB, never the whole matrix), so the result
+ * is the exact f32 product with the de-quantised weights; for a few rows (timestep and modulation
+ * MLPs) the weights are widened on the fly instead. With og_gemm_set_precision(OG_GEMM_BF16)
  * bf16 weights go to the library's bf16 path instead. Also the argument checks shared by the two
  * og_sgemm back ends. */
 #include <stdlib.h>
@@ -13,6 +14,9 @@
 
 /* f32 weight tile: each tile makes the GEMM repack x once, so it should hold ~1000 rows or more */
 #define OG_TILE_BYTES (32u << 20)
+
+#define OG_GEMV_ROWS 4     /* up to this many rows, 16-bit weights are read directly (GEMV) */
+#define OG_GEMV_CHUNK 1024 /* weights widened at a time on that path */
 
 static _Atomic int og_precision = OG_GEMM_EXACT;
 
@@ -68,6 +72,32 @@ static void widen_row(float *restrict dst, const uint16_t *restrict src, og_dtyp
 #endif
 }
 
+/* y[M, N] = x . W^T for a few rows of x (M <= OG_GEMV_ROWS): a GEMV, bound by reading W. Each
+ * weight row is widened a chunk at a time into a small buffer that stays in L1 and dotted with
+ * every row of x, so W is read once at its stored 2 bytes per element. */
+static void linear_few_rows(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+                            og_dtype wt, int64_t N)
+{
+#pragma omp parallel for if (N * K > 65536)
+    for (int64_t j = 0; j < N; j++) {
+        float chunk[OG_GEMV_CHUNK], acc[OG_GEMV_ROWS] = {0};
+        for (int64_t k0 = 0; k0 < K; k0 += OG_GEMV_CHUNK) {
+            const int64_t n = K - k0 < OG_GEMV_CHUNK ? K - k0 : OG_GEMV_CHUNK;
+            widen_row(chunk, w + j * K + k0, wt, n);
+            for (int64_t m = 0; m < M; m++) {
+                const float *xm = x + m * K + k0;
+                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                for (int64_t k = 0; k < n; k++)
+                    a += xm[k] * chunk[k];
+                acc[m] += a;
+            }
+        }
+        for (int64_t m = 0; m < M; m++)
+            y[m * N + j] = acc[m];
+    }
+}
+
 og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *w, og_dtype wt,
                     int64_t N, const float *bias)
 {
@@ -82,6 +112,8 @@ og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *
         return og_gemm_bf16(y, x, M, K, w, N, bias);
     if (wt == OG_F32) {
         OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, K > 0 ? K : 1, w, K > 0 ? K : 1, 0.0f, y, N));
+    } else if (M <= OG_GEMV_ROWS) {
+        linear_few_rows(y, x, M, K, w, wt, N);
     } else {
         int64_t nt = K > 0 ? (int64_t)(OG_TILE_BYTES / 4) / K : N;
         nt = nt < 16 ? 16 : nt;
