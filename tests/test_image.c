@@ -212,6 +212,19 @@ static void check_failures(const char *dir)
     CHECK(s == OG_ERR_IO, "file as folder -> %s", og_status_name(s));
     unlink(file);
 
+    /* A folder without write permission (root writes anyway, so only checked for others). */
+    if (geteuid() != 0) {
+        char ro[600];
+        snprintf(ro, sizeof ro, "%s/readonly", dir);
+        mkdir(ro, 0555);
+        snprintf(path, sizeof path, "%s/out.png", ro);
+        s = og_image_write_png(path, px, 4, 4, NULL, 0);
+        CHECK(s == OG_ERR_IO && strstr(og_error_message(), path) != NULL,
+              "read-only folder -> %s: %s", og_status_name(s), og_error_message());
+        CHECK(count_entries(ro) == 0, "a refused write left %d entries", count_entries(ro));
+        rmdir(ro);
+    }
+
     /* A bad key, a bad size. */
     snprintf(path, sizeof path, "%s/out.png", dir);
     og_image_text bad[] = {{"", "x"}};
