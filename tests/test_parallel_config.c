@@ -40,12 +40,11 @@ int main(void)
                    "ulysses_degree 4 does not divide the model's 30 attention heads (strict "
                    "mode): use a degree in {1, 2, 3, 5, 6, 10, 15, 30}, or --ulysses-mode "
                    "advanced_uaa to split the heads unevenly");
-    expect_refusal(layout(8, 1, 1, A), 6, 64, 0,
-                   "ulysses_degree 8 exceeds the model's 6 attention heads, so a rank would hold "
-                   "no head: use --ulysses-degree 6 or less and add ranks with --ring-degree");
-    expect_refusal(layout(8, 1, 1, S), 6, 64, 0,
-                   "ulysses_degree 8 exceeds the model's 6 attention heads, so a rank would hold "
-                   "no head: use --ulysses-degree 6 or less and add ranks with --ring-degree");
+    for (og_ulysses_mode m = S; m <= A; m++) /* in either mode */
+        expect_refusal(layout(8, 1, 1, m), 6, 64, 0,
+                       "ulysses_degree 8 exceeds the model's 6 attention heads, so a rank would "
+                       "hold no head: use --ulysses-degree 6 or less and add ranks with "
+                       "--ring-degree");
     expect_refusal(layout(2, 4, 1, A), 6, 7, 0,
                    "the sequence of 7 tokens is shorter than ulysses_degree x ring_degree = 8, so "
                    "a rank would hold no token: lower the degrees or generate a larger image or "
