@@ -50,7 +50,7 @@ typedef struct {
  * Equals single-rank og_attention() over the full sequence to fp32 rounding. */
 og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a);
 /* Scratch bytes og_sp_attention takes from args.scratch for this shape on this rank (an arena
- * of at least this much never runs out; without an arena the call uses the heap). */
+ * with this much free never runs out; without an arena the call uses the heap). */
 size_t og_sp_attention_scratch_bytes(const og_sp *sp, int64_t seq, int heads, int head_dim,
                                      int64_t text_len);
 
