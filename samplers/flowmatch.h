@@ -60,7 +60,8 @@ void og_flowmatch_linspace(float *out, float start, float end, int n);
 
 /* set_timesteps(n, sigmas=custom, mu=*mu): sigmas [n + 1] (the appended 0, or 1 with
  * invert_sigmas) and timesteps [n]. custom_sigmas is [n] or NULL (the default schedule from the
- * training sigmas). mu may be NULL unless use_dynamic_shifting. */
+ * training sigmas) and may be the same array as sigmas. mu may be NULL unless
+ * use_dynamic_shifting. */
 og_status og_flowmatch_set_timesteps(const og_flowmatch_config *c, int n,
                                      const float *custom_sigmas, const double *mu, float *sigmas,
                                      float *timesteps);

@@ -77,6 +77,15 @@ static void check_schedules(const cJSON *root)
                 same &= ts[i] == want_t[i];
             }
         }
+        if (!cJSON_IsNull(cs)) { /* in place, as the pipeline calls it */
+            float inplace[1025], ts2[1024];
+            memcpy(inplace, custom, sizeof(float) * (size_t)n);
+            CHECK_OK(og_flowmatch_set_timesteps(&fc, n, inplace, cJSON_IsNull(mu) ? NULL : &muv,
+                                                inplace, ts2));
+            CHECK(memcmp(inplace, sig, sizeof(float) * (size_t)(n + 1)) == 0 &&
+                      memcmp(ts2, ts, sizeof(float) * (size_t)n) == 0,
+                  "%s: custom sigmas given in the output array", name);
+        }
         printf("  %-42s %3d steps: max err %.3g%s\n", name, n, worst, same ? " (bit-exact)" : "");
         CHECK(worst <= 1e-6, "%s: sigma/timestep error %g", name, worst);
         cases++;
