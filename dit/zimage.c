@@ -378,21 +378,10 @@ float og_zimage_model_time(float timestep)
 
 static size_t fbytes(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }
 
-/* An upper bound on og_sp_attention's temporaries for a `seq`-token sequence: Ulysses receives the
- * group's super-shard for its own heads (q, k, v and the output), Ring double-buffers K and V
- * super-shards and keeps a partial output and LSE, and both stage this rank's shard for sending. */
 static size_t sp_attention_bytes(og_sp *sp, int64_t seq, int heads, int head_dim)
 {
-    if (!sp)
-        return 0;
-    const og_parallel_config *pc = og_sp_config(sp);
-    int U = pc->ulysses_degree, P = og_sp_size(sp);
-    int64_t shard_n = seq / P + 1;
-    int64_t group_n = shard_n * U;
-    int64_t heads_u = (heads + U - 1) / U;
-    int64_t super = group_n * heads_u * head_dim;
-    return fbytes(12 * super) + fbytes(8 * shard_n * heads * head_dim) + fbytes(8 * group_n * heads_u) +
-           ((size_t)64 << 10);
+    return sp && og_sp_size(sp) > 1 ? og_sp_attention_scratch_bytes(sp, seq, heads, head_dim, 0)
+                                    : 0;
 }
 
 size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w, int64_t cap_len,
