@@ -9,7 +9,8 @@
  *     host memory for in-process and MPI, device memory for NCCL.
  *   - Every operation is collective over the communicator (all ranks call it, in the same order),
  *     except the paired send/receive, which only the two peers of each pair join.
- *   - Every call returns a status; a failed or aborted peer makes the others fail, never hang.
+ *   - Every call returns a status. In-process, a rank that fails aborts the world, so its peers
+ *     fail instead of waiting forever; across processes (MPI, NCCL) that is the launcher's job.
  *   - bytes_sent counts the payload this rank delivers to OTHER ranks' buffers (copies to itself
  *     are free): all-to-all-v sum of send counts to peers; all-gather-v (size-1) x own block;
  *     send/receive the send size when the peer is another rank; broadcast (size-1) x bytes at the
