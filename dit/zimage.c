@@ -570,6 +570,9 @@ static og_status forward(og_zimage *m, og_sp *sp, const float *latents, int64_t 
                          float *out, og_arena *scratch)
 {
     const og_zimage_config *c = &m->c;
+    if (!latents || !cap_feats || !out || !scratch)
+        return og_fail(OG_ERR_INVALID_ARG, "Z-Image forward: latents, caption, output and "
+                                           "scratch are required");
     og_zimage_tokens t = {0};
     zimage_split s;
     OG_TRY(og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t));
