@@ -4,7 +4,7 @@
  * them, so with R = 4 one ring rank holds no text query). fp32, tolerance 1e-5 relative. Each
  * rank's byte counter must equal the count derived from the shard and head ranges, and the
  * DESIGN.md closed forms where the split is even. Refused layouts are refused exactly when the
- * rules say so. */
+ * rules say so. Then head_dim 64 with 30 heads and text on the hybrid layouts. */
 #include "test_parallel_checks.h"
 
 static const int heads_list[] = {1, 2, 3, 5, 7, 8, 12, 24, 30};
@@ -16,7 +16,8 @@ static const int64_t text_list[] = {0, 3};
 
 typedef struct {
     int U, R;
-    const sp_data *data; /* NSEQ * NTEXT cases for one head count */
+    const sp_data *data; /* ndata cases for one head count */
+    size_t ndata;
     sp_result res[8];
     int runs[8];
 } sweep;
@@ -32,7 +33,7 @@ static og_status sweep_rank(og_comm *world, void *arg)
             continue;
         og_sp *sp;
         OG_TRY(og_sp_create(&sp, &cfg, world));
-        for (size_t i = 0; i < NSEQ * NTEXT; i++) {
+        for (size_t i = 0; i < sw->ndata; i++) {
             if (sw->data[i].seq < P)
                 continue;
             sp_check_attention(sp, &sw->data[i], &sw->res[world->rank]);
@@ -76,7 +77,7 @@ int main(void)
                     }
                 if (U > H)
                     continue;
-                sweep sw = {.U = U, .R = R, .data = data};
+                sweep sw = {.U = U, .R = R, .data = data, .ndata = NSEQ * NTEXT};
                 CHECK_OK(og_run_ranks(U * R, 1, sweep_rank, &sw));
                 for (int r = 0; r < U * R; r++) {
                     CHECK(sw.res[r].fails == 0, "%d failure(s), first: %s", sw.res[r].fails,
@@ -89,6 +90,22 @@ int main(void)
         for (size_t i = 0; i < NSEQ * NTEXT; i++)
             sp_data_free(&data[i]);
     }
+    /* A realistic head size (64: the kernel's vector path with no padding), 30 heads, longer
+     * uneven sequence and text, on the hybrid layouts. */
+    sp_data big;
+    CHECK(sp_data_make(&big, 30, 64, 523, 11, 7) == 0, "reference for head_dim 64");
+    static const int hybrid[][2] = {{4, 2}, {2, 4}, {3, 2}, {8, 1}, {1, 8}};
+    for (size_t i = 0; i < sizeof hybrid / sizeof hybrid[0]; i++) {
+        sweep sw = {.U = hybrid[i][0], .R = hybrid[i][1], .data = &big, .ndata = 1};
+        CHECK_OK(og_run_ranks(sw.U * sw.R, 1, sweep_rank, &sw));
+        for (int r = 0; r < sw.U * sw.R; r++) {
+            CHECK(sw.res[r].fails == 0 && sw.runs[r] > 0, "head_dim 64: %d failure(s), first: %s",
+                  sw.res[r].fails, sw.res[r].msg);
+            total_runs += sw.runs[r];
+            worst = sw.res[r].worst > worst ? sw.res[r].worst : worst;
+        }
+    }
+    sp_data_free(&big);
     printf("%d rank-runs checked, worst relative error %.3g\n", total_runs, worst);
     CHECK(total_runs > 10000, "only %d rank-runs", total_runs);
     return og_test_finish("test_parallel_attention");
