@@ -123,6 +123,23 @@ int main(int argc, char **argv)
     CHECK(strstr(og_error_message(), "/nonexistent/vae") != NULL, "message: %s",
           og_error_message());
 
+    /* A folder holding another model's config is refused, naming the file. */
+    char tmp[] = "/tmp/og_test_vae_XXXXXX";
+    if (mkdtemp(tmp)) {
+        char cfg[600];
+        snprintf(cfg, sizeof cfg, "%s/config.json", tmp);
+        FILE *fp = fopen(cfg, "w");
+        if (fp) {
+            fputs("{\"_class_name\": \"AutoencoderKLWan\", \"base_dim\": 96}", fp);
+            fclose(fp);
+        }
+        s = og_vae_load(&(og_vae *){NULL}, tmp);
+        CHECK(s == OG_ERR_FORMAT && strstr(og_error_message(), "AutoencoderKL") != NULL,
+              "wrong class -> %s: %s", og_status_name(s), og_error_message());
+        unlink(cfg);
+        rmdir(tmp);
+    }
+
     char first[1100] = "";
     int checked = 0;
     if (argc > 1) {
