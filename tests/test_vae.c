@@ -91,7 +91,8 @@ static void check_tiling(const char *vae_dir)
 
     og_vae_tiling whole = {.tile = 32, .overlap = 8};
     CHECK_OK(og_vae_decode(vae, lat, h, w, tiled, &whole));
-    CHECK(memcmp(full, tiled, sizeof(float) * n) == 0, "a latent within one tile was not decoded untiled");
+    CHECK(memcmp(full, tiled, sizeof(float) * n) == 0,
+          "a latent within one tile was not decoded untiled");
 
     og_vae_tiling t = {.tile = 20, .overlap = 5};
     CHECK_OK(og_vae_decode(vae, lat, h, w, tiled, &t));

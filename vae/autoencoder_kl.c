@@ -172,12 +172,16 @@ static og_status vae_read_config(og_vae *v, const char *vae_dir)
         s = og_fail(OG_ERR_UNSUPPORTED, "%s: act_fn \"%s\" is not supported (only silu)", path,
                     act);
     if (s == OG_OK && (nb < 1 || layers < 1 || layers + 1 > VAE_MAX_RESNETS || latent < 1 ||
-                       groups < 1 || out_c < 1 || scaling == 0.0))
+                       groups < 1 || scaling == 0.0))
         s = og_fail(OG_ERR_FORMAT, "%s: invalid decoder configuration", path);
+    if (s == OG_OK && out_c != 3)
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: out_channels %lld (only RGB, 3, is supported)", path,
+                    (long long)out_c);
     for (int i = 0; s == OG_OK && i < nb; i++)
         if (blocks[i] < 1 || blocks[i] % groups != 0)
             s = og_fail(OG_ERR_FORMAT,
-                        "%s: block_out_channels[%d] = %lld is not a multiple of norm_num_groups %lld",
+                        "%s: block_out_channels[%d] = %lld is not a multiple of "
+                        "norm_num_groups %lld",
                         path, i, (long long)blocks[i], (long long)groups);
     og_config_free(cfg);
     OG_TRY(s);
@@ -515,6 +519,16 @@ static float tile_weight(int64_t p, int64_t i, int64_t n, int64_t len, int64_t t
     return wgt > 1e-6f ? wgt : 1e-6f;
 }
 
+/* sum[p] = the total blend weight of all n tiles at image pixel p along one axis. */
+static void weight_sums(float *sum, int64_t n, int64_t len, int64_t tile, int64_t f)
+{
+    const int64_t span = (len < tile ? len : tile) * f;
+    memset(sum, 0, sizeof(float) * (size_t)(len * f));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t p = tile_start(i, n, len, tile) * f, e = p + span; p < e; p++)
+            sum[p] += tile_weight(p, i, n, len, tile, f);
+}
+
 /* Tiled decode. conv_in, the mid block (whose attention is global) and as many up blocks as fit
  * in the memory one tile needs anyway run over the whole latent; the remaining up blocks, where
  * the memory goes, run tile by tile on crops of that output, and the tiles are blended. */
@@ -535,7 +549,8 @@ static og_status decode_tiled(og_vae *v, const float *lat, int64_t h, int64_t w,
     if (vae_buffer_floats(v, g, nb, th << g, tw << g) > buf)
         buf = vae_buffer_floats(v, g, nb, th << g, tw << g);
     vae_scratch s;
-    OG_TRY(vae_scratch_setup(v, &s, buf, h * w, c * h * w + gc * gh * gw + oc * TH * TW + H + W + TW));
+    OG_TRY(vae_scratch_setup(v, &s, buf, h * w,
+                             c * h * w + gc * gh * gw + oc * TH * TW + H + W + TW));
     float *z = vae_take(v, c * h * w), *glob = vae_take(v, gc * gh * gw);
     float *out = vae_take(v, oc * TH * TW), *wy_sum = vae_take(v, H), *wx_sum = vae_take(v, W);
     float *wx = vae_take(v, TW);
@@ -548,26 +563,20 @@ static og_status decode_tiled(og_vae *v, const float *lat, int64_t h, int64_t w,
     memcpy(glob, s.buf[cur], sizeof(float) * (size_t)(gc * gh * gw));
 
     memset(rgb, 0, sizeof(float) * (size_t)(oc * H * W));
-    memset(wy_sum, 0, sizeof(float) * (size_t)H);
-    memset(wx_sum, 0, sizeof(float) * (size_t)W);
-    for (int64_t i = 0; i < ny; i++)
-        for (int64_t p = tile_start(i, ny, h, tile) * f; p < tile_start(i, ny, h, tile) * f + TH; p++)
-            wy_sum[p] += tile_weight(p, i, ny, h, tile, f);
-    for (int64_t j = 0; j < nx; j++)
-        for (int64_t p = tile_start(j, nx, w, tile) * f; p < tile_start(j, nx, w, tile) * f + TW; p++)
-            wx_sum[p] += tile_weight(p, j, nx, w, tile, f);
+    weight_sums(wy_sum, ny, h, tile, f);
+    weight_sums(wx_sum, nx, w, tile, f);
 
     for (int64_t i = 0; i < ny; i++) {
         for (int64_t j = 0; j < nx; j++) {
             const int64_t y0 = tile_start(i, ny, h, tile), x0 = tile_start(j, nx, w, tile);
-            const int64_t cy = y0 << g, cx = x0 << g, ch_ = th << g, cw = tw << g;
+            const int64_t cy = y0 << g, cx = x0 << g, crop_h = th << g, crop_w = tw << g;
             for (int64_t ch = 0; ch < gc; ch++)
-                for (int64_t y = 0; y < ch_; y++)
-                    memcpy(s.buf[0] + (ch * ch_ + y) * cw, glob + (ch * gh + cy + y) * gw + cx,
-                           sizeof(float) * (size_t)cw);
+                for (int64_t y = 0; y < crop_h; y++)
+                    memcpy(s.buf[0] + (ch * crop_h + y) * crop_w,
+                           glob + (ch * gh + cy + y) * gw + cx, sizeof(float) * (size_t)crop_w);
             int tcur = 0;
-            hh = ch_;
-            ww = cw;
+            hh = crop_h;
+            ww = crop_w;
             OG_TRY(vae_forward_blocks(v, &s, g, nb, &tcur, &hh, &ww));
             OG_TRY(vae_forward_head(v, &s, tcur, hh, ww, out));
             for (int64_t x = 0; x < TW; x++)

@@ -34,7 +34,7 @@
 typedef struct og_vae og_vae;
 
 typedef struct {
-    int64_t tile;    /* tile side in latent pixels; the latent is tiled only when h or w exceeds it */
+    int64_t tile;    /* tile side in latent pixels; tiling happens only when h or w exceeds it */
     int64_t overlap; /* latent pixels shared by neighbouring tiles, 0 <= overlap <= tile / 2 */
 } og_vae_tiling;
 
