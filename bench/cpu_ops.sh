@@ -5,12 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${OG_BENCH_BUILD:-build-bench}
+cores=$(getconf _NPROCESSORS_ONLN) # not nproc, which follows OMP_NUM_THREADS
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $cores cores"
 for lib in dnnl openblas; do
   log="$root-$lib.log"
   { cmake -S . -B "$root-$lib" -DCMAKE_BUILD_TYPE=Release -DOG_GEMM=$lib -DOG_WITH_CUDA=OFF &&
-    cmake --build "$root-$lib" --target bench_cpu_ops -j "$(nproc)"; } > "$log" 2>&1 ||
+    cmake --build "$root-$lib" --target bench_cpu_ops -j "$cores"; } > "$log" 2>&1 ||
     { cat "$log"; exit 1; }
 done
 for lib in dnnl openblas; do

@@ -35,16 +35,17 @@ static inline float og_vround(float x)
     return (x + shifter) - shifter;
 }
 
-/* e^x = 2^n e^r with x = n ln2 + r (ln2 split in two for an exact r). Inputs are clamped to
- * [-87, 88], so results stay normal floats: e^-inf gives 1.6e-38, not 0. */
+/* e^x = 2^n e^r with x = n ln2 + r (ln2 split in two for an exact r). Below -87 the result is 0
+ * (so e^-inf = 0, as a softmax over masked entries needs); above 88 it saturates at e^88. */
 static inline float og_vexp(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = og_vround(x * 1.44269504f);
-    float r = x - n * 0.693145752f;
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 88.0f ? 88.0f : xc;
+    float n = og_vround(xc * 1.44269504f);
+    float r = xc - n * 0.693145752f;
     r = r - n * 1.42860677e-6f;
-    return og_vexp_poly(r) * og_vpow2i(n);
+    float e = og_vexp_poly(r) * og_vpow2i(n);
+    return x < -87.0f ? 0.0f : e;
 }
 
 /* 2^x for attention probabilities: exactly 0 below -126, so a masked score of -inf contributes
