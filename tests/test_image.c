@@ -1,7 +1,6 @@
 /* Image output: float -> byte rounding against numpy's (x * 255).round() done by hand, PNG round
  * trips (pixels read back with libpng, or stb_image in builds without it; text chunks read by
  * walking the file's chunks), and failing writes that must leave no file and no temporary. */
-#include <dirent.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "io/image.h"
+#include "dirutil.h"
 #include "testutil.h"
 
 #ifdef OG_HAVE_PNG
@@ -125,19 +125,6 @@ static uint8_t *read_pixels(const char *path, int *w, int *h)
 #endif
 }
 
-/* Number of entries in dir other than . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-    while (d && (e = readdir(d)))
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void check_round_trip(const char *dir)
 {
     enum { W = 37, H = 23 };
@@ -184,8 +171,8 @@ static void check_round_trip(const char *dir)
     struct stat st = {0};
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == (0666 & ~mask), "mode %o",
           (unsigned)(st.st_mode & 0777));
-    CHECK(count_entries(dir) == 1, "%d entries in the folder, expected only the image",
-          count_entries(dir));
+    CHECK(og_test_count_entries(dir) == 1, "%d entries in the folder, expected only the image",
+          og_test_count_entries(dir));
     unlink(path);
 }
 
@@ -221,7 +208,8 @@ static void check_failures(const char *dir)
         s = og_image_write_png(path, px, 4, 4, NULL, 0);
         CHECK(s == OG_ERR_IO && strstr(og_error_message(), path) != NULL,
               "read-only folder -> %s: %s", og_status_name(s), og_error_message());
-        CHECK(count_entries(ro) == 0, "a refused write left %d entries", count_entries(ro));
+        CHECK(og_test_count_entries(ro) == 0, "a refused write left %d entries",
+              og_test_count_entries(ro));
         rmdir(ro);
     }
 
@@ -233,7 +221,8 @@ static void check_failures(const char *dir)
     CHECK(og_image_write_png(path, px, 4, 4, bad2, 1) == OG_ERR_INVALID_ARG,
           "doubled space accepted");
     CHECK(og_image_write_png(path, px, 0, 4, NULL, 0) == OG_ERR_INVALID_ARG, "width 0 accepted");
-    CHECK(count_entries(dir) == 0, "a refused write left %d entries", count_entries(dir));
+    CHECK(og_test_count_entries(dir) == 0, "a refused write left %d entries",
+          og_test_count_entries(dir));
 
     /* A write that fails half way (file size limit) keeps the previous file intact and leaves
      * no temporary. */
@@ -260,7 +249,8 @@ static void check_failures(const char *dir)
         CHECK(stat(path, &after) == 0 && after.st_size == before.st_size &&
                   after.st_ino == before.st_ino,
               "the previous file was replaced by a failed write");
-        CHECK(count_entries(dir) == 1, "a failed write left %d entries", count_entries(dir));
+        CHECK(og_test_count_entries(dir) == 1, "a failed write left %d entries",
+              og_test_count_entries(dir));
     }
     CHECK_OK(og_image_write_png(path, big, BW, BH, NULL, 0));
     int w, h;
@@ -282,7 +272,7 @@ int main(void)
     check_to_u8();
     check_round_trip(dir);
     check_failures(dir);
-    CHECK(count_entries(dir) == 0, "left %d entries behind", count_entries(dir));
+    CHECK(og_test_count_entries(dir) == 0, "left %d entries behind", og_test_count_entries(dir));
     rmdir(dir);
     return og_test_finish("test_image");
 }

@@ -1,11 +1,11 @@
 /* MP4 writer: frames written, then demuxed and decoded with libavformat/libavcodec: the stream
  * must have the size and frame count written, and each frame's colours must survive the lossy
  * encoding; a write into a missing folder fails naming the path and leaves nothing. */
-#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "io/video.h"
+#include "dirutil.h"
 #include "testutil.h"
 
 #ifdef OG_HAVE_FFMPEG
@@ -84,18 +84,6 @@ static int read_back(const char *path, int *w, int *h, double *worst_mean_abs)
     return n;
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-    while (d && (e = readdir(d)))
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 int main(void)
 {
     char dir[] = "/tmp/og_test_video_XXXXXX";
@@ -118,7 +106,8 @@ int main(void)
     CHECK(n == N, "read back %d frames, wrote %d", n, N);
     CHECK(w == W && h == H, "read back %dx%d", w, h);
     CHECK(worst < 4.0, "frames differ by %.2f on average", worst);
-    CHECK(count_entries(dir) == 1, "%d entries beside the video", count_entries(dir));
+    CHECK(og_test_count_entries(dir) == 1, "%d entries beside the video",
+          og_test_count_entries(dir));
     unlink(path);
 
     snprintf(path, sizeof path, "%s/missing/clip.mp4", dir);
@@ -128,7 +117,8 @@ int main(void)
     snprintf(path, sizeof path, "%s/odd.mp4", dir);
     CHECK(og_video_write_mp4(path, frames[0], N, W - 1, H, FPS, NULL, 0) == OG_ERR_INVALID_ARG,
           "odd width accepted");
-    CHECK(count_entries(dir) == 0, "failed writes left %d entries", count_entries(dir));
+    CHECK(og_test_count_entries(dir) == 0, "failed writes left %d entries",
+          og_test_count_entries(dir));
     rmdir(dir);
     return og_test_finish("test_video");
 }
