@@ -49,7 +49,10 @@ void og_progress_format(char *buf, size_t cap, const char *label, int step, int 
         if (n < cap)
             n += snprintf(buf + n, cap - n, "] ");
     }
-    if (n < cap)
+    /* Small models take milliseconds per step: keep two significant digits either way. */
+    if (n < cap && per < 0.1 && per > 0)
+        snprintf(buf + n, cap - n, "step %d/%d  %.1f ms/step  ETA %s", step, steps, per * 1e3, eta);
+    else if (n < cap)
         snprintf(buf + n, cap - n, "step %d/%d  %.2f s/step  ETA %s", step, steps, per, eta);
 }
 

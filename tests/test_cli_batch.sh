@@ -11,6 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
 png() { python3 "$root/tests/cli_png.py" "$@"; }
 # has_text FILE KEY=VALUE: the PNG carries that text chunk.
 has_text() { png info "$1" >"$tmp/info.txt" && grep -qxF "$2" "$tmp/info.txt"; }
+# size FILE: "W H" of a valid PNG.
+size() { png info "$1" >"$tmp/info.txt" && head -1 "$tmp/info.txt"; }
 fail() { echo "FAIL: $*"; exit 1; }
 
 cat >"$tmp/prompts.txt" <<'PROMPTS'
@@ -30,8 +32,8 @@ rc=0
 grep -qF "prompts.txt:5: \"seed\" must be an integer" "$tmp/err" || { cat "$tmp/err"; fail "line 5 not reported"; }
 grep -qF "prompts.txt:6: width 40 is not a multiple of 16" "$tmp/err" || { cat "$tmp/err"; fail "line 6 not reported"; }
 grep -qF "2 of 5 prompts failed (line 5, 6 of" "$tmp/err" || { cat "$tmp/err"; fail "no summary"; }
-[ "$(png info "$tmp/batch-2.png" | head -1)" = "32 32" ] || fail "line 2 output"
-[ "$(png info "$tmp/sphere.png" | head -1)" = "48 32" ] || fail "line 4 output"
+[ "$(size "$tmp/batch-2.png")" = "32 32" ] || fail "line 2 output"
+[ "$(size "$tmp/sphere.png")" = "48 32" ] || fail "line 4 output"
 has_text "$tmp/sphere.png" "seed=9" || fail "line 4 seed not recorded"
 has_text "$tmp/batch-7.png" "steps=1" || fail "line 7 steps"
 [ ! -e "$tmp/batch-5.png" ] && [ ! -e "$tmp/batch-6.png" ] || fail "a bad line wrote a file"

@@ -124,6 +124,8 @@ static void test_progress(void)
     char buf[256];
     og_progress_format(buf, sizeof buf, NULL, 2, 8, 1.0, 8);
     CHECK(strcmp(buf, "[##------] step 2/8  0.50 s/step  ETA 3.0s") == 0, "got '%s'", buf);
+    og_progress_format(buf, sizeof buf, NULL, 4, 8, 0.1, 0);
+    CHECK(strcmp(buf, "step 4/8  25.0 ms/step  ETA 0.1s") == 0, "got '%s'", buf);
     og_progress_format(buf, sizeof buf, "[1/2]", 1, 100, 2.0, 0);
     CHECK(strcmp(buf, "[1/2] step 1/100  2.00 s/step  ETA 3m18s") == 0, "got '%s'", buf);
 
