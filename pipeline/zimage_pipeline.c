@@ -44,7 +44,6 @@ typedef struct {
     const float *timesteps;    /* steps */
     const float *init;         /* initial latents */
     float *final;              /* rank 0 writes the final latents here */
-    double t_start;            /* og_generate's start, for progress */
 } denoise_job;
 
 typedef struct {
