@@ -44,6 +44,11 @@ check "$h30" h30 "--prompt a_cat --width 64 --height 64 --steps 2 --seed 5" \
 check "$tiny" cfg "--prompt a_storm --negative-prompt blurry --guidance-scale 4 --width 48 --height 64 --steps 2 --seed 11" \
   "--cfg-degree 2" \
   "--cfg-degree 2 --ulysses-degree 2"
+# A negative prompt long enough that the two branches pad their captions to different lengths.
+long_neg=$(printf 'blurry_low_quality_%.0s' $(seq 8))
+check "$tiny" cfglong "--prompt a_storm --negative-prompt $long_neg --guidance-scale 3 --width 32 --height 32 --steps 2 --seed 12" \
+  "--cfg-degree 2" \
+  "--cfg-degree 2 --ring-degree 2"
 
 # Strict mode refuses a degree that does not divide the heads, naming the fix, before any work.
 if "$omnigen" --model "$tiny" --prompt x --width 32 --height 32 --ulysses-degree 4 \
