@@ -21,13 +21,21 @@ og_status og_fail(og_status code, const char *fmt, ...)
 
 og_status og_fail_context(og_status code, const char *fmt, ...)
 {
-    char prefix[512], old[OG_ERRBUF];
+    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, og_errbuf, sizeof old);
-    snprintf(og_errbuf, sizeof og_errbuf, "%s: %s", prefix, old);
+    /* Shift the old message right and write "prefix: " in front, truncating the tail if needed. */
+    size_t plen = strlen(prefix) + 2;
+    size_t olen = strnlen(og_errbuf, OG_ERRBUF - 1);
+    if (plen + olen > OG_ERRBUF - 1)
+        olen = OG_ERRBUF - 1 - plen;
+    memmove(og_errbuf + plen, og_errbuf, olen);
+    og_errbuf[plen + olen] = '\0';
+    memcpy(og_errbuf, prefix, plen - 2);
+    og_errbuf[plen - 2] = ':';
+    og_errbuf[plen - 1] = ' ';
     return code;
 }
 
