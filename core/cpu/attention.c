@@ -5,7 +5,8 @@
  * vector operations across the block's queries. Scores are kept in base 2 (q is pre-scaled by
  * scale * log2(e)), so every exponential is an exp2. The two products (Q.K^T, P.V) are AVX-512
  * register-blocked kernels with plain loops as the portable fallback. Work is split over
- * (head, query block) with OpenMP. */
+ * (head, query block) with OpenMP, a head's query blocks next to each other so that the threads
+ * share its keys and values in cache. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct {
     float *m;     /* [BQ] running max (base-2 units; -inf while a query has seen nothing) */
     float *l;     /* [BQ] running sum of exp2(s - m) */
     float *alpha; /* [BQ] factor the old output is scaled by in this step */
+    float *kb, *vb; /* [BK, dh] packed key and value rows of the current block */
 } attn_scratch;
 
 /* s[j, 0:BQ] = k[j, :] . qt[:, 0:BQ] for keys j < n (rows up to n rounded to 4 are written). */
@@ -206,7 +208,13 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
             any = d->kv_valid[j0 + j] != 0;
         if (!any)
             continue;
-        scores_block(w->s, w->qt, k + j0 * d->k_stride + kvoff, d->k_stride, n, dh, w->zero);
+        /* Packing the block's rows makes the kernels' reads contiguous: tokens of one head are
+         * heads * head_dim apart, a page or more, and every row would cost a TLB miss. */
+        for (int j = 0; j < n; j++) {
+            memcpy(w->kb + (int64_t)j * dh, k + (j0 + j) * d->k_stride + kvoff, (size_t)dh * 4);
+            memcpy(w->vb + (int64_t)j * dh, v + (j0 + j) * d->v_stride + kvoff, (size_t)dh * 4);
+        }
+        scores_block(w->s, w->qt, w->kb, dh, n, dh, w->zero);
         for (int j = 0; j < n; j++) {
             float *sj = w->s + (int64_t)j * BQ;
             int64_t first = 0; /* queries before `first` do not see key j0 + j */
@@ -219,7 +227,7 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
                 sj[i] = -INFINITY;
         }
         softmax_block(w->s, n, w->m, w->l, w->alpha);
-        pv_block(w->o, w->s, w->alpha, v + j0 * d->v_stride + kvoff, d->v_stride, n, rows, dp, dh);
+        pv_block(w->o, w->s, w->alpha, w->vb, dh, n, rows, dp, dh);
     }
 
     for (int i = 0; i < nq; i++) {
@@ -253,7 +261,8 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
     const int dp = (d->head_dim + 15) & ~15; /* output rows padded to whole vectors */
     const int64_t nqb = (d->sq + BQ - 1) / BQ, items = nqb * d->heads;
     /* Every part is a multiple of 16 floats, so each stays 64-byte aligned. */
-    const size_t floats = (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ;
+    const size_t floats =
+        (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ + 2 * (size_t)BK * dp;
     int oom = 0;
 
 #pragma omp parallel
@@ -268,6 +277,8 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
             w.m = w.zero + dp;
             w.l = w.m + BQ;
             w.alpha = w.l + BQ;
+            w.kb = w.alpha + BQ;
+            w.vb = w.kb + (size_t)BK * dp;
             memset(w.zero, 0, (size_t)dp * sizeof(float));
         } else {
 #pragma omp atomic write
@@ -277,8 +288,8 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
         for (int64_t it = 0; it < items; it++) {
             if (!buf)
                 continue;
-            const int h = (int)(it % d->heads);
-            const int64_t q0 = it / d->heads * BQ;
+            const int h = (int)(it / nqb);
+            const int64_t q0 = it % nqb * BQ;
             const int nq = (int)(d->sq - q0 < BQ ? d->sq - q0 : BQ);
             attn_block(d, q, k, v, out, lse, h, q0, nq, dp, &w);
         }
