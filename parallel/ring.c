@@ -35,16 +35,23 @@ void og_lse_merge(float *out, float *lse, const float *out_b, const float *lse_b
 
 /* Attention of all queries against one K/V block; the first block writes the result, later ones
  * merge into it. */
-static og_status attend_block(const og_ring_args *a, const float *k, const float *v, int64_t len,
+static og_status attend_block(const og_ring_args *a, const void *k, const void *v, int64_t len,
                               int64_t stride, int first)
 {
     const og_attn_desc d = {.sq = a->lq, .skv = len, .heads = a->hn, .head_dim = a->D,
                             .q_stride = (int64_t)a->hn * a->D, .k_stride = stride,
                             .v_stride = stride, .o_stride = (int64_t)a->hn * a->D,
                             .scale = a->scale};
+    float *out = first ? a->out : a->tmp_out, *lse = first ? a->lse : a->tmp_lse;
+    const og_sp_ops *ops = a->ops;
+    if (ops)
+        OG_TRY(ops->attend(ops->user, &d, a->q, k, v, out, lse));
+    else
+        OG_TRY(og_attention(&d, a->q, k, v, out, lse));
     if (first)
-        return og_attention(&d, a->q, k, v, a->out, a->lse);
-    OG_TRY(og_attention(&d, a->q, k, v, a->tmp_out, a->tmp_lse));
+        return OG_OK;
+    if (ops)
+        return ops->merge(ops->user, a->out, a->lse, a->tmp_out, a->tmp_lse, a->lq, a->hn, a->D);
     og_lse_merge(a->out, a->lse, a->tmp_out, a->tmp_lse, a->lq * a->hn, a->D);
     return OG_OK;
 }
@@ -53,21 +60,23 @@ og_status og_ring_attention(og_comm *ring, const og_ring_args *a)
 {
     const int R = ring->size, me = ring->rank;
     const int next = (me + 1) % R, prev = (me + R - 1) % R;
+    const size_t e = og_sp_elem(a->ops);
     const int64_t row = (int64_t)a->hn * a->D;
-    const float *cur = a->kv_own;
+    const char *cur = a->kv_own;
     int blk = me;
     for (int step = 0; step < R; step++) {
         const int64_t len = a->block_len[blk];
         const int incoming = (blk + R - 1) % R;
-        float *nxt = cur == a->kv_a ? a->kv_b : a->kv_a;
+        char *nxt = cur == (const char *)a->kv_a ? a->kv_b : a->kv_a;
         og_comm_req req;
-        if (step < R - 1)
-            OG_TRY(og_comm_sendrecv_start(ring, cur, (size_t)(2 * len * row) * sizeof(float), next,
-                                          nxt,
-                                          (size_t)(2 * a->block_len[incoming] * row) *
-                                              sizeof(float),
-                                          prev, &req));
-        og_status st = attend_block(a, cur, cur + len * row, len, row, step == 0);
+        /* The peer overwrites nxt, which the previous step's (asynchronous) attention read. */
+        if (step < R - 1) {
+            OG_TRY(og_sp_sync(a->ops));
+            OG_TRY(og_comm_sendrecv_start(ring, cur, (size_t)(2 * len * row) * e, next, nxt,
+                                          (size_t)(2 * a->block_len[incoming] * row) * e, prev,
+                                          &req));
+        }
+        og_status st = attend_block(a, cur, cur + (size_t)(len * row) * e, len, row, step == 0);
         if (step < R - 1) {
             og_status wst = og_comm_sendrecv_wait(&req);
             if (st == OG_OK)

@@ -11,6 +11,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include "parallel/config.h"
 
 typedef struct og_comm og_comm; /* parallel/comm.h */
@@ -32,18 +33,44 @@ void og_shard_range(int64_t S, int P, int r, int64_t *off, int64_t *len);
 /* Contiguous head range of Ulysses rank u of U over H heads: the first H % U get one more. */
 void og_head_range(int H, int U, int u, int *h0, int *hn);
 
+/* Where og_sp_attention's buffers live and what computes on them. NULL (the default) means host
+ * memory, f32 elements and the CPU ops. A device backend (core/cuda: og_cuda_sp_ops) fills it for
+ * bf16 device buffers with a communicator on device memory. Partial results, the output before
+ * the reverse exchange and the LSE are always f32; only q, k, v, out and text_* have elem_bytes.
+ * Every hook returns a status and may be asynchronous; `sync` is called before a buffer is handed
+ * to a communicator. */
+typedef struct og_sp_ops {
+    size_t elem_bytes;
+    /* rows of `width` bytes from src (rows spitch bytes apart) to dst (dpitch apart). */
+    og_status (*copy2d)(void *user, void *dst, size_t dpitch, const void *src, size_t spitch,
+                        size_t width, size_t rows);
+    /* og_attention with q, k, v of elem_bytes, out f32 at d->o_stride, lse [sq, heads] f32. */
+    og_status (*attend)(void *user, const og_attn_desc *d, const void *q, const void *k,
+                        const void *v, float *out, float *lse);
+    /* og_lse_merge of [sq, heads, head_dim] f32 partials (contiguous). */
+    og_status (*merge)(void *user, float *out, float *lse, const float *out_b,
+                       const float *lse_b, int64_t sq, int heads, int head_dim);
+    /* n f32 values to elements of elem_bytes. */
+    og_status (*narrow)(void *user, void *dst, const float *src, int64_t n);
+    og_status (*sync)(void *user);
+    void *user;
+} og_sp_ops;
+
 typedef struct {
     int64_t seq;         /* S: the full sharded sequence; this rank holds shard og_sp_rank() */
     int heads, head_dim;
     float scale;
-    const float *q, *k, *v; /* this rank's shard, [len, heads, head_dim] contiguous */
-    float *out;             /* [len, heads, head_dim] */
+    const void *q, *k, *v; /* this rank's shard, [len, heads, head_dim] (f32 without ops) */
+    void *out;             /* [len, heads, head_dim] contiguous */
     /* Optional joint text, replicated on every rank ([text_len, heads, head_dim] each). Text
      * queries attend to text + all image keys; text_out is complete on every rank on return. */
     int64_t text_len;
-    const float *text_q, *text_k, *text_v;
-    float *text_out;
-    og_arena *scratch;      /* temporary buffers; released before return */
+    const void *text_q, *text_k, *text_v;
+    void *text_out;
+    og_arena *scratch;      /* temporary buffers; released before return (required with ops) */
+    int64_t qkv_stride;     /* elements between tokens of q, k, v; 0 = heads * head_dim (a fused
+                             * [len, q | k | v] projection passes 3 * heads * head_dim) */
+    const og_sp_ops *ops;   /* NULL = host f32 on the CPU */
 } og_sp_attn_args;
 
 /* Attention of this rank's shard against the whole (sharded) sequence under the layout of `sp`.

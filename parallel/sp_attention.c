@@ -5,7 +5,6 @@
  * ranks (each attends them against every image block as they pass), and the text output is
  * all-gathered over the sequence group (heads from Ulysses peers, tokens from ring peers). */
 #include <stdlib.h>
-#include <string.h>
 
 #include "parallel/sp_internal.h"
 
@@ -23,15 +22,22 @@ static og_status check_args(const og_sp *sp, const og_sp_attn_args *a)
     if (!a->q || !a->k || !a->v || !a->out ||
         (a->text_len > 0 && (!a->text_q || !a->text_k || !a->text_v || !a->text_out)))
         return og_fail(OG_ERR_INVALID_ARG, "SP attention: a buffer is missing");
+    if (a->qkv_stride != 0 && a->qkv_stride < (int64_t)a->heads * a->head_dim)
+        return og_fail(OG_ERR_SHAPE, "SP attention: token stride %lld is below heads x head_dim",
+                       (long long)a->qkv_stride);
+    if (a->ops && !a->scratch)
+        return og_fail(OG_ERR_INVALID_ARG, "SP attention: buffers on a device need a scratch "
+                                           "arena on that device");
     return OG_OK;
 }
 
 /* The text output pieces: SP rank j holds text tokens of ring index j / U, heads of Ulysses
  * index j % U. Gathered over the sequence group, then placed in text_out [T, H, D]. */
-static og_status gather_text(og_sp *sp, const og_sp_geom *g, int64_t T, const float *mine,
-                             float *recv, float *text_out)
+static og_status gather_text(og_sp *sp, const og_sp_geom *g, const og_sp_ops *ops, int64_t T,
+                             const void *mine, void *recv, void *text_out)
 {
     const int P = g->U * g->R, D = g->D;
+    const size_t e = og_sp_elem(ops);
     size_t *counts = malloc(2 * (size_t)P * sizeof *counts);
     if (!counts)
         return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d counts", P);
@@ -41,21 +47,23 @@ static og_status gather_text(og_sp *sp, const og_sp_geom *g, int64_t T, const fl
         int h0, hn;
         og_shard_range(T, g->R, j / g->U, &toff, &tlen);
         og_head_range(g->H, g->U, j % g->U, &h0, &hn);
-        counts[j] = (size_t)(tlen * hn * D) * sizeof(float);
+        counts[j] = (size_t)(tlen * hn * D) * e;
         displs[j] = at;
         at += counts[j];
     }
     const int me = g->r * g->U + g->u;
-    og_status st = og_comm_all_gather_v(sp->seq, mine, counts[me], recv, counts, displs);
+    og_status st = og_sp_sync(ops);
+    if (st == OG_OK)
+        st = og_comm_all_gather_v(sp->seq, mine, counts[me], recv, counts, displs);
     for (int j = 0; j < P && st == OG_OK; j++) {
         int64_t toff, tlen;
         int h0, hn;
         og_shard_range(T, g->R, j / g->U, &toff, &tlen);
         og_head_range(g->H, g->U, j % g->U, &h0, &hn);
-        const float *blk = recv + displs[j] / sizeof(float);
-        for (int64_t t = 0; t < tlen; t++)
-            memcpy(text_out + ((toff + t) * g->H + h0) * D, blk + t * hn * D,
-                   (size_t)hn * D * sizeof(float));
+        const size_t width = (size_t)hn * D * e;
+        st = og_sp_copy2d(ops, (char *)text_out + (size_t)((toff * g->H + h0) * D) * e,
+                          (size_t)g->H * D * e, (const char *)recv + displs[j], width, width,
+                          (size_t)tlen);
     }
     free(counts);
     return st;
@@ -143,27 +151,38 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
     for (int i = 0; i < NBUF; i++)
         buf[i] = base + p.at[i];
 
-    og_status st = og_ulysses_scatter_heads(sp->ulysses, g, a->q, a->k, a->v, buf[Q], buf[KV_A],
-                                            buf[PACK], buf[RECV]);
+    const og_sp_ops *ops = a->ops;
+    const size_t e = og_sp_elem(ops);
+    const int64_t in_stride = a->qkv_stride ? a->qkv_stride : (int64_t)H * D;
+    og_status st = og_ulysses_scatter_heads(sp->ulysses, g, ops, a->q, a->k, a->v, in_stride,
+                                            buf[Q], buf[KV_A], buf[PACK], buf[RECV]);
+    if (st == OG_OK && p.tlen > 0)
+        st = og_sp_copy2d(ops, (char *)buf[Q] + (size_t)(Ls * row) * e, (size_t)row * e,
+                          (const char *)a->text_q + (size_t)((p.toff * H + g->h0) * D) * e,
+                          (size_t)H * D * e, (size_t)row * e, (size_t)p.tlen);
     if (st == OG_OK) {
-        for (int64_t t = 0; t < p.tlen; t++)
-            memcpy(buf[Q] + (Ls + t) * row, a->text_q + ((p.toff + t) * H + g->h0) * D,
-                   (size_t)row * sizeof(float));
         const og_ring_args ra = {
             .q = buf[Q], .lq = p.lq, .hn = g->hn, .D = D, .scale = a->scale,
             .block_len = block_len, .kv_own = buf[KV_A],
             .extra_len = T, .extra_stride = (int64_t)H * D,
-            .extra_k = T > 0 ? a->text_k + (int64_t)g->h0 * D : NULL,
-            .extra_v = T > 0 ? a->text_v + (int64_t)g->h0 * D : NULL,
+            .extra_k = T > 0 ? (const char *)a->text_k + (size_t)g->h0 * D * e : NULL,
+            .extra_v = T > 0 ? (const char *)a->text_v + (size_t)g->h0 * D * e : NULL,
             .out = buf[OUT], .lse = buf[LSE], .kv_a = buf[KV_A], .kv_b = buf[KV_B],
-            .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE],
+            .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE], .ops = ops,
         };
         st = og_ring_attention(sp->ring, &ra);
     }
+    /* The f32 result goes back in the buffers' element type; the dead queries' place holds it. */
+    void *o = buf[OUT];
+    if (st == OG_OK && ops) {
+        o = buf[Q];
+        st = ops->narrow(ops->user, o, buf[OUT], p.lq * row);
+    }
     if (st == OG_OK)
-        st = og_ulysses_gather_heads(sp->ulysses, g, buf[OUT], a->out, buf[PACK]);
+        st = og_ulysses_gather_heads(sp->ulysses, g, ops, o, a->out, buf[PACK]);
     if (st == OG_OK && T > 0)
-        st = gather_text(sp, g, T, buf[OUT] + Ls * row, buf[TEXT], a->text_out);
+        st = gather_text(sp, g, ops, T, (char *)o + (size_t)(Ls * row) * e, buf[TEXT],
+                         a->text_out);
     if (a->scratch)
         og_arena_release(a->scratch, mark);
     else

@@ -31,32 +31,42 @@ void og_sp_geom_init(og_sp_geom *g, const og_sp *sp, int64_t S, int H, int D);
 /* Super-shard of ring rank j: the contiguous tokens of SP shards j*U .. j*U+U-1. */
 void og_sp_super_range(const og_sp_geom *g, int j, int64_t *off, int64_t *len);
 
-/* Ulysses forward: this rank's shard of q, k, v ([len, H, D] each) to its heads over the group's
- * super-shard, with one fused all-to-all(-v): q_ss [super_len, hn, D] and kv_ss [2, super_len,
- * hn, D] (K then V). `pack` holds 3*len*H*D floats, `recv` 3*super_len*hn*D. */
-og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const float *q,
-                                   const float *k, const float *v, float *q_ss, float *kv_ss,
-                                   float *pack, float *recv);
+/* Element size, strided copy and "buffers ready" of og_sp_ops, with the host defaults for ops
+ * NULL (f32, memcpy, nothing to wait for). */
+size_t og_sp_elem(const og_sp_ops *ops);
+og_status og_sp_copy2d(const og_sp_ops *ops, void *dst, size_t dpitch, const void *src,
+                       size_t spitch, size_t width, size_t rows);
+og_status og_sp_sync(const og_sp_ops *ops);
+
+/* Ulysses forward: this rank's shard of q, k, v ([len, H, D] each, tokens `stride` elements
+ * apart) to its heads over the group's super-shard, with one fused all-to-all(-v): q_ss
+ * [super_len, hn, D] and kv_ss [2, super_len, hn, D] (K then V). `pack` holds 3*len*H*D
+ * elements, `recv` 3*super_len*hn*D. Elements are og_sp_elem(ops) bytes. */
+og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
+                                   const void *q, const void *k, const void *v, int64_t stride,
+                                   void *q_ss, void *kv_ss, void *pack, void *recv);
 /* Ulysses reverse: o_ss [super_len, hn, D] back to this rank's tokens with all heads, out [len,
- * H, D]. `recv` holds len*H*D floats. */
-og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const float *o_ss,
-                                  float *out, float *recv);
+ * H, D]. `recv` holds len*H*D elements. */
+og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
+                                  const void *o_ss, void *out, void *recv);
 
 /* Ring attention of queries q [lq, hn, D] against every ring rank's K/V super-shard (K then V,
  * [2, block_len[j], hn, D], this rank's in kv_own) plus an optional local block attended once
- * (extra_len > 0: extra_k/extra_v at extra_stride elements per token). */
+ * (extra_len > 0: extra_k/extra_v at extra_stride elements per token). q and K/V have
+ * og_sp_elem(ops) bytes per element; out, lse and the partials are f32. */
 typedef struct {
-    const float *q;
+    const void *q;
     int64_t lq;
     int hn, D;
     float scale;
     const int64_t *block_len; /* [R]: super-shard length of each ring rank */
-    const float *kv_own;        /* may be kv_a */
+    const void *kv_own;         /* may be kv_a */
     int64_t extra_len, extra_stride;
-    const float *extra_k, *extra_v;
+    const void *extra_k, *extra_v;
     float *out, *lse;           /* [lq, hn, D], [lq, hn] */
-    float *kv_a, *kv_b;         /* 2 * max(block_len) * hn * D floats each (kv_b: R > 1) */
+    void *kv_a, *kv_b;          /* 2 * max(block_len) * hn * D elements each (kv_b: R > 1) */
     float *tmp_out, *tmp_lse;   /* [lq, hn, D], [lq, hn] */
+    const og_sp_ops *ops;
 } og_ring_args;
 
 og_status og_ring_attention(og_comm *ring, const og_ring_args *a);

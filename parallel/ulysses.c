@@ -2,7 +2,6 @@
  * exact per-rank head counts and shard lengths (no padding is sent or computed). Q, K and V go in
  * one fused exchange; the output comes back in a second one. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "parallel/sp_internal.h"
 
@@ -36,12 +35,13 @@ static void peer_shard(const og_sp_geom *g, int w, int64_t *off, int64_t *len)
     og_shard_range(g->S, g->U * g->R, g->r * g->U + w, off, len);
 }
 
-og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const float *q,
-                                   const float *k, const float *v, float *q_ss, float *kv_ss,
-                                   float *pack, float *recv)
+og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
+                                   const void *q, const void *k, const void *v, int64_t stride,
+                                   void *q_ss, void *kv_ss, void *pack, void *recv)
 {
     const int U = g->U, H = g->H, D = g->D;
     const int64_t L = g->len;
+    const size_t e = og_sp_elem(ops);
     a2a_plan p;
     OG_TRY(plan_alloc(&p, U));
     for (int j = 0; j < U; j++) {
@@ -49,46 +49,52 @@ og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const 
         int64_t off, len;
         og_head_range(H, U, j, &h0, &hn);
         peer_shard(g, j, &off, &len);
-        p.send_counts[j] = (size_t)(3 * L * hn * D) * sizeof(float);
-        p.recv_counts[j] = (size_t)(3 * len * g->hn * D) * sizeof(float);
+        p.send_counts[j] = (size_t)(3 * L * hn * D) * e;
+        p.recv_counts[j] = (size_t)(3 * len * g->hn * D) * e;
     }
     plan_displs(p.send_displs, p.send_counts, U);
     plan_displs(p.recv_displs, p.recv_counts, U);
 
     /* Pack: for each destination j, [3][L][hn_j][D] (its heads of Q, then K, then V). */
-    for (int j = 0; j < U; j++) {
+    og_status st = OG_OK;
+    const char *src[3] = {q, k, v};
+    for (int j = 0; j < U && st == OG_OK; j++) {
         int h0, hn;
         og_head_range(H, U, j, &h0, &hn);
-        float *dst = pack + p.send_displs[j] / sizeof(float);
-        const float *src[3] = {q, k, v};
-#pragma omp parallel for schedule(static) if (L * H * D > 65536)
-        for (int64_t t = 0; t < L; t++)
-            for (int part = 0; part < 3; part++)
-                memcpy(dst + ((part * L + t) * hn) * D, src[part] + (t * H + h0) * D,
-                       (size_t)hn * D * sizeof(float));
+        char *dst = (char *)pack + p.send_displs[j];
+        const size_t width = (size_t)hn * D * e;
+        for (int part = 0; part < 3 && st == OG_OK; part++)
+            st = og_sp_copy2d(ops, dst + (size_t)(part * L) * width, width,
+                              src[part] + (size_t)h0 * D * e, (size_t)stride * e, width,
+                              (size_t)L);
     }
-    og_status st = og_comm_all_to_all_v(ulysses, pack, p.send_counts, p.send_displs, recv,
-                                        p.recv_counts, p.recv_displs);
+    if (st == OG_OK)
+        st = og_sp_sync(ops);
+    if (st == OG_OK)
+        st = og_comm_all_to_all_v(ulysses, pack, p.send_counts, p.send_displs, recv,
+                                  p.recv_counts, p.recv_displs);
     /* Unpack: peer w's tokens are rows [off_w - super_off, + len_w) of the super-shard. */
     const int64_t row = (int64_t)g->hn * D, Ls = g->super_len;
     for (int w = 0; w < U && st == OG_OK; w++) {
         int64_t off, len;
         peer_shard(g, w, &off, &len);
-        const float *blk = recv + p.recv_displs[w] / sizeof(float);
-        const int64_t at = (off - g->super_off) * row, n = len * row;
-        memcpy(q_ss + at, blk, (size_t)n * sizeof(float));
-        memcpy(kv_ss + at, blk + n, (size_t)n * sizeof(float));
-        memcpy(kv_ss + Ls * row + at, blk + 2 * n, (size_t)n * sizeof(float));
+        const char *blk = (const char *)recv + p.recv_displs[w];
+        const size_t at = (size_t)((off - g->super_off) * row) * e, n = (size_t)(len * row) * e;
+        if ((st = og_sp_copy2d(ops, (char *)q_ss + at, n, blk, n, n, 1)) == OG_OK &&
+            (st = og_sp_copy2d(ops, (char *)kv_ss + at, n, blk + n, n, n, 1)) == OG_OK)
+            st = og_sp_copy2d(ops, (char *)kv_ss + (size_t)(Ls * row) * e + at, n, blk + 2 * n,
+                              n, n, 1);
     }
     free(p.send_counts);
     return st;
 }
 
-og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const float *o_ss,
-                                  float *out, float *recv)
+og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
+                                  const void *o_ss, void *out, void *recv)
 {
     const int U = g->U, H = g->H, D = g->D;
     const int64_t L = g->len, row = (int64_t)g->hn * D;
+    const size_t e = og_sp_elem(ops);
     a2a_plan p;
     OG_TRY(plan_alloc(&p, U));
     for (int j = 0; j < U; j++) {
@@ -97,20 +103,21 @@ og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const f
         og_head_range(H, U, j, &h0, &hn);
         peer_shard(g, j, &off, &len);
         /* To peer j: its tokens, which sit contiguously in o_ss, for this rank's heads. */
-        p.send_counts[j] = (size_t)(len * row) * sizeof(float);
-        p.send_displs[j] = (size_t)((off - g->super_off) * row) * sizeof(float);
-        p.recv_counts[j] = (size_t)(L * hn * D) * sizeof(float);
+        p.send_counts[j] = (size_t)(len * row) * e;
+        p.send_displs[j] = (size_t)((off - g->super_off) * row) * e;
+        p.recv_counts[j] = (size_t)(L * hn * D) * e;
     }
     plan_displs(p.recv_displs, p.recv_counts, U);
-    og_status st = og_comm_all_to_all_v(ulysses, o_ss, p.send_counts, p.send_displs, recv,
-                                        p.recv_counts, p.recv_displs);
+    og_status st = og_sp_sync(ops);
+    if (st == OG_OK)
+        st = og_comm_all_to_all_v(ulysses, o_ss, p.send_counts, p.send_displs, recv,
+                                  p.recv_counts, p.recv_displs);
     for (int w = 0; w < U && st == OG_OK; w++) {
         int h0, hn;
         og_head_range(H, U, w, &h0, &hn);
-        const float *blk = recv + p.recv_displs[w] / sizeof(float);
-#pragma omp parallel for schedule(static) if (L * H * D > 65536)
-        for (int64_t t = 0; t < L; t++)
-            memcpy(out + (t * H + h0) * D, blk + t * hn * D, (size_t)hn * D * sizeof(float));
+        const size_t width = (size_t)hn * D * e;
+        st = og_sp_copy2d(ops, (char *)out + (size_t)h0 * D * e, (size_t)H * D * e,
+                          (const char *)recv + p.recv_displs[w], width, width, (size_t)L);
     }
     free(p.send_counts);
     return st;
