@@ -25,8 +25,8 @@ og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
     return OG_OK;
 }
 
-/* OpenBLAS has no bf16 GEMM that takes f32 output from bf16 inputs here: the opt-in bf16
- * precision is refused, and og_linear keeps the exact path. */
+/* Debian's OpenBLAS is built without its bf16 GEMM (cblas_sbgemm is not exported), so the
+ * opt-in bf16 precision is refused in this build and og_linear keeps the exact path. */
 bool og_gemm_bf16_available(void) { return false; }
 
 og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
