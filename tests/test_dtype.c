@@ -136,7 +136,8 @@ int main(void)
     CHECK(og_dtype_size(OG_F32) == 4 && og_dtype_size(OG_BF16) == 2 && og_dtype_size(OG_I64) == 8 &&
               og_dtype_size(OG_U8) == 1 && og_dtype_size(OG_DTYPE_COUNT) == 0,
           "dtype sizes");
-    CHECK(strcmp(og_dtype_name(OG_BF16), "BF16") == 0 && strcmp(og_dtype_name(OG_DTYPE_COUNT), "?") == 0,
+    CHECK(strcmp(og_dtype_name(OG_BF16), "BF16") == 0 &&
+              strcmp(og_dtype_name(OG_DTYPE_COUNT), "?") == 0,
           "dtype names");
     return og_test_finish("test_dtype");
 }

@@ -20,8 +20,10 @@ static void conv2d_case(og_test_rng *rng, int64_t cin, int64_t h, int64_t w, int
                         int stride, int pad, og_dtype wt, bool with_bias)
 {
     int64_t ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
-    size_t nx = (size_t)(cin * h * w), nw = (size_t)(cout * cin * k * k), ny = (size_t)(cout * ho * wo);
-    float *x = malloc(nx * 4), *wf = malloc(nw * 4), *b = malloc((size_t)cout * 4), *y = malloc(ny * 4);
+    size_t nx = (size_t)(cin * h * w), nw = (size_t)(cout * cin * k * k);
+    size_t ny = (size_t)(cout * ho * wo);
+    float *x = malloc(nx * 4), *wf = malloc(nw * 4), *b = malloc((size_t)cout * 4);
+    float *y = malloc(ny * 4);
     double *ref = malloc(ny * 8);
     og_test_fill(rng, x, nx, 1.0f);
     og_test_fill(rng, b, (size_t)cout, 1.0f);
@@ -71,7 +73,8 @@ static void conv3d_case(og_test_rng *rng, int64_t cin, int64_t t, int64_t h, int
                         for (int dt = 0; dt < kt; dt++)
                             for (int dy = 0; dy < kh; dy++)
                                 for (int dx = 0; dx < kw; dx++) {
-                                    int64_t f = to + dt - (kt - 1), iy = oy - ph + dy, ix = ox - pw + dx;
+                                    int64_t f = to + dt - (kt - 1), iy = oy - ph + dy;
+                                    int64_t ix = ox - pw + dx;
                                     if (iy < 0 || iy >= h || ix < 0 || ix >= w)
                                         continue;
                                     double v;
@@ -81,7 +84,8 @@ static void conv3d_case(og_test_rng *rng, int64_t cin, int64_t t, int64_t h, int
                                         v = cache[((ci * (kt - 1) + f + kt - 1) * h + iy) * w + ix];
                                     else
                                         v = 0;
-                                    acc += v * wf[(((co * cin + ci) * kt + dt) * kh + dy) * kw + dx];
+                                    acc += v * wf[(((co * cin + ci) * kt + dt) * kh + dy) * kw +
+                                                  dx];
                                 }
                     ref[((co * t + to) * ho + oy) * wo + ox] = acc;
                 }

@@ -21,7 +21,8 @@ static void check(float t, int dim, double max_period, double shift, bool cos_fi
     double err = 0;
     for (int i = 0; i < dim; i++)
         err = fmax(err, fabs(out[i] - ref[i]));
-    CHECK(err < tol, "t %g dim %d shift %g cos_first %d: max err %.3g", t, dim, shift, cos_first, err);
+    CHECK(err < tol, "t %g dim %d shift %g cos_first %d: max err %.3g", t, dim, shift, cos_first,
+          err);
     if (dim % 2)
         CHECK(out[dim - 1] == 0.0f, "odd dim: last channel must be zero");
 }

@@ -14,7 +14,8 @@ static void sgemm_case(og_test_rng *rng, bool ta, bool tb, int64_t M, int64_t N,
 {
     int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     int64_t arows = ta ? K : M, brows = tb ? N : K;
-    size_t na = (size_t)(arows * lda) + 1, nb = (size_t)(brows * ldb) + 1, nc = (size_t)(M * ldc) + 1;
+    size_t na = (size_t)(arows * lda) + 1, nb = (size_t)(brows * ldb) + 1;
+    size_t nc = (size_t)(M * ldc) + 1;
     float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *C0 = malloc(nc * 4);
     double *R = malloc((size_t)(M * N + 1) * 8);
     og_test_fill(rng, A, na, 1.0f);

@@ -25,7 +25,8 @@ static void layernorm_ref(double *y, const float *x, const float *w, const float
 static void check_layernorm(og_test_rng *rng, int64_t rows, int64_t dim, int affine, float offset)
 {
     size_t n = (size_t)(rows * dim);
-    float *x = malloc(n * 4), *y = malloc(n * 4), *w = malloc((size_t)dim * 4), *b = malloc((size_t)dim * 4);
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    float *w = malloc((size_t)dim * 4), *b = malloc((size_t)dim * 4);
     double *ref = malloc(n * 8);
     og_test_fill(rng, x, n, 2.0f);
     for (size_t i = 0; i < n; i++)
@@ -38,7 +39,8 @@ static void check_layernorm(og_test_rng *rng, int64_t rows, int64_t dim, int aff
     double e1 = og_test_rel_err(y, ref, n);
     og_layernorm(x, x, wp, bp, rows, dim, 1e-6f); /* in place */
     double e2 = og_test_rel_err(x, ref, n);
-    CHECK(e1 < 1e-6 && e2 < 1e-6, "layernorm rows %lld dim %lld affine %d offset %g: err %.3g / %.3g",
+    CHECK(e1 < 1e-6 && e2 < 1e-6,
+          "layernorm rows %lld dim %lld affine %d offset %g: err %.3g / %.3g",
           (long long)rows, (long long)dim, affine, offset, e1, e2);
     free(x), free(y), free(w), free(b), free(ref);
 }
@@ -70,7 +72,8 @@ static void check_rmsnorm(og_test_rng *rng, int64_t rows, int64_t dim, bool weig
 static void check_groupnorm(og_test_rng *rng, int64_t c, int64_t hw, int groups, bool affine)
 {
     size_t n = (size_t)(c * hw);
-    float *x = malloc(n * 4), *y = malloc(n * 4), *w = malloc((size_t)c * 4), *b = malloc((size_t)c * 4);
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    float *w = malloc((size_t)c * 4), *b = malloc((size_t)c * 4);
     double *ref = malloc(n * 8);
     og_test_fill(rng, x, n, 1.5f);
     for (size_t i = 0; i < n; i++)

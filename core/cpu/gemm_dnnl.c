@@ -52,9 +52,11 @@ static dnnl_status_t matmul_create(matmul_entry *e)
     if (!engine)
         st = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&e->src, 2, (dnnl_dims_t){e->M, e->K}, dnnl_bf16, dnnl_ab);
+        st = dnnl_memory_desc_init_by_tag(&e->src, 2, (dnnl_dims_t){e->M, e->K}, dnnl_bf16,
+                                          dnnl_ab);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&e->wei, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16, dnnl_ba);
+        st = dnnl_memory_desc_init_by_tag(&e->wei, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16,
+                                          dnnl_ba);
     if (st == dnnl_success)
         st = dnnl_memory_desc_init_by_tag(&e->dst, 2, (dnnl_dims_t){e->M, e->N}, dnnl_f32, dnnl_ab);
     if (st == dnnl_success)

@@ -17,10 +17,12 @@ og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
     }
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
         ldc > INT32_MAX)
-        return og_fail(OG_ERR_UNSUPPORTED, "OpenBLAS sgemm takes 32-bit sizes (M %lld N %lld K %lld)",
+        return og_fail(OG_ERR_UNSUPPORTED,
+                       "OpenBLAS sgemm takes 32-bit sizes (M %lld N %lld K %lld)",
                        (long long)M, (long long)N, (long long)K);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
+                C,
                 (blasint)ldc);
     return OG_OK;
 }

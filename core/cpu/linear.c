@@ -110,15 +110,16 @@ og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *
         return OG_OK;
     if (wt == OG_BF16 && K > 0 && og_precision == OG_GEMM_BF16)
         return og_gemm_bf16(y, x, M, K, w, N, bias);
+    const int64_t ld = K > 0 ? K : 1; /* BLAS wants leading dimensions >= 1 even for K = 0 */
     if (wt == OG_F32) {
-        OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, K > 0 ? K : 1, w, K > 0 ? K : 1, 0.0f, y, N));
+        OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, ld, w, ld, 0.0f, y, N));
     } else if (M <= OG_GEMV_ROWS) {
         linear_few_rows(y, x, M, K, w, wt, N);
     } else {
         int64_t nt = K > 0 ? (int64_t)(OG_TILE_BYTES / 4) / K : N;
         nt = nt < 16 ? 16 : nt;
         nt = nt > N ? N : nt;
-        float *tile = malloc((size_t)(nt * (K > 0 ? K : 1)) * sizeof *tile);
+        float *tile = malloc((size_t)(nt * ld) * sizeof *tile);
         if (!tile)
             return og_fail(OG_ERR_OOM, "linear: cannot allocate a %lld x %lld weight tile",
                            (long long)nt, (long long)K);
@@ -129,8 +130,7 @@ og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *
 #pragma omp parallel for if (nn * K > 65536)
             for (int64_t r = 0; r < nn; r++)
                 widen_row(tile + r * K, w16 + (n0 + r) * K, wt, K);
-            st = og_sgemm(false, true, M, nn, K, 1.0f, x, K > 0 ? K : 1, tile, K > 0 ? K : 1, 0.0f,
-                          y + n0, N);
+            st = og_sgemm(false, true, M, nn, K, 1.0f, x, ld, tile, ld, 0.0f, y + n0, N);
         }
         free(tile);
         OG_TRY(st);
