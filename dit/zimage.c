@@ -39,24 +39,6 @@
 #include "io/diffusers.h"
 #include "io/weights.h"
 
-struct og_zimage {
-    og_zimage_config c;
-    og_weights *w;
-    int t_freq_dim, t_mid_dim; /* t_embedder: sinusoid width (256) and hidden width (1024) */
-    og_tensor t_w0, t_w2;
-    float *t_b0, *t_b2;
-    float *cap_norm;
-    og_tensor cap_w;
-    float *cap_b;
-    og_tensor x_emb_w; /* [dim, patch_dim] */
-    float *x_emb_b;
-    float *x_pad_token, *cap_pad_token;
-    zimage_block *noise_refiner, *context_refiner, *layers;
-    og_tensor fin_w; /* [patch_dim, dim] */
-    float *fin_b;
-    og_tensor fin_ada_w; /* [dim, adaln_dim] */
-    float *fin_ada_b;
-};
 
 /* ---- config ------------------------------------------------------------------------------- */
 
@@ -200,13 +182,6 @@ og_status og_zimage_tokens_for(const og_zimage_config *c, int64_t lat_h, int64_t
     return OG_OK;
 }
 
-/* This rank's pieces of the sharded sequences (see the comment at the top). */
-typedef struct {
-    int P, r;
-    int64_t img_off, img_n; /* image shard */
-    int64_t cap_off, cap_n; /* caption slice that follows it in the unified shard */
-    int64_t uni_n;          /* img_n + cap_n == og_shard_range(seq_len, P, r) length */
-} zimage_split;
 
 static void shard(int64_t S, int P, int r, int64_t *off, int64_t *len)
 {
@@ -218,7 +193,7 @@ static void shard(int64_t S, int P, int r, int64_t *off, int64_t *len)
     }
 }
 
-static zimage_split split_for(const og_zimage_tokens *t, int P, int r)
+zimage_split zimage_split_for(const og_zimage_tokens *t, int P, int r)
 {
     zimage_split s = {.P = P, .r = r};
     for (int q = 0; q <= r; q++) {
@@ -392,7 +367,7 @@ size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w,
     zimage_split s;
     if (og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t) != OG_OK)
         return 0; /* the forward reports the error */
-    s = split_for(&t, sp ? og_sp_size(sp) : 1, sp ? og_sp_rank(sp) : 0);
+    s = zimage_split_for(&t, sp ? og_sp_size(sp) : 1, sp ? og_sp_rank(sp) : 0);
     int64_t dim = c->dim, half = c->head_dim / 2, n_mod = c->n_refiner_layers + c->n_layers;
     int64_t patch_dim = (int64_t)c->patch_size * c->patch_size * c->f_patch_size * c->in_channels;
     int64_t big = s.uni_n > t.cap_pad_len ? s.uni_n : t.cap_pad_len;
@@ -459,8 +434,18 @@ static og_status time_conditioning(const og_zimage *m, float t_model, allocator 
     return OG_OK;
 }
 
+og_status zimage_time_conditioning(const og_zimage *m, float t_model, og_arena *scratch,
+                                   float *mods, float *final_scale)
+{
+    allocator al = {scratch, false};
+    size_t mark = og_arena_mark(scratch);
+    og_status st = time_conditioning(m, t_model, &al, mods, final_scale);
+    og_arena_release(scratch, mark);
+    return st;
+}
+
 /* RoPE tables for this rank's unified tokens: its image shard, then its caption slice. */
-static void unified_positions(const og_zimage_tokens *t, const zimage_split *s, int64_t *pos)
+void zimage_unified_positions(const og_zimage_tokens *t, const zimage_split *s, int64_t *pos)
 {
     for (int64_t j = 0; j < s->img_n; j++) {
         int64_t g = s->img_off + j, *p = pos + 3 * j;
@@ -476,19 +461,14 @@ static void unified_positions(const og_zimage_tokens *t, const zimage_split *s, 
     }
 }
 
-/* x[rows of this rank's image shard] = x_embedder(patches), pad rows = x_pad_token. */
-static og_status embed_image(const og_zimage *m, const og_zimage_tokens *t, const zimage_split *s,
-                             const float *lat, int64_t lat_h, int64_t lat_w, float *x,
-                             allocator *al)
+int64_t zimage_patchify(const og_zimage_config *c, const og_zimage_tokens *t,
+                        const zimage_split *s, const float *lat, int64_t lat_h, int64_t lat_w,
+                        float *patches)
 {
-    const og_zimage_config *c = &m->c;
     int p = c->patch_size, C = c->in_channels;
-    int64_t patch_dim = (int64_t)p * p * C, dim = c->dim;
+    int64_t patch_dim = (int64_t)p * p * C;
     int64_t real = t->img_len - s->img_off;
     real = real < 0 ? 0 : real > s->img_n ? s->img_n : real;
-    float *patches = alloc_f(al, s->img_n * patch_dim);
-    if (al->failed)
-        return og_fail_context(OG_ERR_OOM, "Z-Image patchify");
 #pragma omp parallel for
     for (int64_t j = 0; j < real; j++) {
         int64_t g = s->img_off + j, ht = g / t->w_tokens, wt = g % t->w_tokens;
@@ -499,6 +479,45 @@ static og_status embed_image(const og_zimage *m, const og_zimage_tokens *t, cons
                     v[(ph * p + pw) * C + ch] =
                         lat[((int64_t)ch * lat_h + ht * p + ph) * lat_w + wt * p + pw];
     }
+    return real;
+}
+
+void zimage_unpatchify(const og_zimage_config *c, const og_zimage_tokens *t, const float *full,
+                       int64_t lat_h, int64_t lat_w, float *out)
+{
+    int p = c->patch_size, C = c->in_channels;
+    int64_t patch_dim = (int64_t)p * p * C;
+#pragma omp parallel for
+    for (int64_t g = 0; g < t->img_len; g++) {
+        int64_t ht = g / t->w_tokens, wt = g % t->w_tokens;
+        const float *v = full + g * patch_dim;
+        for (int ph = 0; ph < p; ph++)
+            for (int pw = 0; pw < p; pw++)
+                for (int ch = 0; ch < C; ch++)
+                    out[((int64_t)ch * lat_h + ht * p + ph) * lat_w + wt * p + pw] =
+                        v[(ph * p + pw) * C + ch];
+    }
+}
+
+void zimage_caption_positions(int64_t cap_pad_len, int64_t *pos)
+{
+    for (int64_t i = 0; i < cap_pad_len; i++) {
+        pos[3 * i] = 1 + i;
+        pos[3 * i + 1] = pos[3 * i + 2] = 0;
+    }
+}
+
+/* x[rows of this rank's image shard] = x_embedder(patches), pad rows = x_pad_token. */
+static og_status embed_image(const og_zimage *m, const og_zimage_tokens *t, const zimage_split *s,
+                             const float *lat, int64_t lat_h, int64_t lat_w, float *x,
+                             allocator *al)
+{
+    const og_zimage_config *c = &m->c;
+    int64_t patch_dim = (int64_t)c->patch_size * c->patch_size * c->in_channels, dim = c->dim;
+    float *patches = alloc_f(al, s->img_n * patch_dim);
+    if (al->failed)
+        return og_fail_context(OG_ERR_OOM, "Z-Image patchify");
+    int64_t real = zimage_patchify(c, t, s, lat, lat_h, lat_w, patches);
     OG_TRY(og_linear(x, patches, real, patch_dim, m->x_emb_w.data, m->x_emb_w.dtype, dim,
                      m->x_emb_b));
     for (int64_t j = real; j < s->img_n; j++)
@@ -522,10 +541,7 @@ static og_status caption_path(const og_zimage *m, const og_zimage_tokens *t, con
                      m->cap_b));
     for (int64_t i = t->cap_len; i < L; i++)
         memcpy(cap + i * dim, m->cap_pad_token, (size_t)dim * sizeof(float));
-    for (int64_t i = 0; i < L; i++) {
-        pos[3 * i] = 1 + i;
-        pos[3 * i + 1] = pos[3 * i + 2] = 0;
-    }
+    zimage_caption_positions(L, pos);
     og_rope_table(cs, sn, pos, L, 3, c->axes_dims, c->rope_theta);
     for (int i = 0; i < c->n_refiner_layers; i++)
         OG_TRY(zimage_block_forward(c, &m->context_refiner[i], cap, L, cs, sn, NULL,
@@ -552,16 +568,7 @@ static og_status final_layer(const og_zimage *m, og_sp *sp, const og_zimage_toke
                      m->fin_b));
     if (s->P > 1)
         OG_TRY(og_sp_gather_seq(sp, local, full, t->img_pad_len, patch_dim));
-#pragma omp parallel for
-    for (int64_t g = 0; g < t->img_len; g++) {
-        int64_t ht = g / t->w_tokens, wt = g % t->w_tokens;
-        const float *v = full + g * patch_dim;
-        for (int ph = 0; ph < p; ph++)
-            for (int pw = 0; pw < p; pw++)
-                for (int ch = 0; ch < C; ch++)
-                    out[((int64_t)ch * lat_h + ht * p + ph) * lat_w + wt * p + pw] =
-                        v[(ph * p + pw) * C + ch];
-    }
+    zimage_unpatchify(c, t, full, lat_h, lat_w, out);
     return OG_OK;
 }
 
@@ -576,7 +583,7 @@ static og_status forward(og_zimage *m, og_sp *sp, const float *latents, int64_t 
     og_zimage_tokens t = {0};
     zimage_split s;
     OG_TRY(og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t));
-    s = split_for(&t, sp ? og_sp_size(sp) : 1, sp ? og_sp_rank(sp) : 0);
+    s = zimage_split_for(&t, sp ? og_sp_size(sp) : 1, sp ? og_sp_rank(sp) : 0);
     allocator al = {scratch, false};
     int64_t dim = c->dim, half = c->head_dim / 2, n_mod = c->n_refiner_layers + c->n_layers;
 
@@ -591,7 +598,7 @@ static og_status forward(og_zimage *m, og_sp *sp, const float *latents, int64_t 
     int64_t *pos = (int64_t *)alloc_f(&al, 2 * s.uni_n * 3);
     if (al.failed)
         return og_fail_context(OG_ERR_OOM, "Z-Image positions");
-    unified_positions(&t, &s, pos);
+    zimage_unified_positions(&t, &s, pos);
     og_rope_table(ucos, usin, pos, s.uni_n, 3, c->axes_dims, c->rope_theta);
     og_arena_release(scratch, mark);
 

@@ -5,6 +5,7 @@
 
 #include "core/tensor.h"
 #include "dit/zimage.h"
+#include "io/weights.h"
 
 /* One ZImageTransformerBlock: attention (bias-free q/k/v/out, per-head RMSNorm on q and k),
  * SwiGLU FFN, four RMSNorms, and (modulated blocks only) adaLN_modulation.0. */
@@ -35,5 +36,53 @@ size_t zimage_block_scratch_floats(const og_zimage_config *c, int64_t n);
 og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b, float *x,
                                int64_t n, const float *rope_cos, const float *rope_sin,
                                const float *mod, zimage_attn_scope scope, og_arena *scratch);
+
+/* The loaded model: config and every weight by its checkpoint role (block weights above). The
+ * GPU forward (core/cuda/zimage_cuda.c) uploads from it. */
+struct og_zimage {
+    og_zimage_config c;
+    og_weights *w;
+    int t_freq_dim, t_mid_dim; /* t_embedder: sinusoid width (256) and hidden width (1024) */
+    og_tensor t_w0, t_w2;
+    float *t_b0, *t_b2;
+    float *cap_norm;
+    og_tensor cap_w;
+    float *cap_b;
+    og_tensor x_emb_w; /* [dim, patch_dim] */
+    float *x_emb_b;
+    float *x_pad_token, *cap_pad_token;
+    zimage_block *noise_refiner, *context_refiner, *layers;
+    og_tensor fin_w; /* [patch_dim, dim] */
+    float *fin_b;
+    og_tensor fin_ada_w; /* [dim, adaln_dim] */
+    float *fin_ada_b;
+};
+
+/* This rank's pieces of the sharded sequences (see the comment at the top). */
+typedef struct {
+    int P, r;
+    int64_t img_off, img_n; /* image shard */
+    int64_t cap_off, cap_n; /* caption slice that follows it in the unified shard */
+    int64_t uni_n;          /* img_n + cap_n == og_shard_range(seq_len, P, r) length */
+} zimage_split;
+
+zimage_split zimage_split_for(const og_zimage_tokens *t, int P, int r);
+/* RoPE positions (3 per token) of this rank's unified tokens: its image shard, then its caption
+ * slice; and of the whole padded caption. */
+void zimage_unified_positions(const og_zimage_tokens *t, const zimage_split *s, int64_t *pos);
+void zimage_caption_positions(int64_t cap_pad_len, int64_t *pos);
+/* The patch vectors of this rank's real image tokens into patches [img_n, patch_dim]; returns
+ * how many are real (the rest of the shard is padding). */
+int64_t zimage_patchify(const og_zimage_config *c, const og_zimage_tokens *t,
+                        const zimage_split *s, const float *lat, int64_t lat_h, int64_t lat_w,
+                        float *patches);
+/* The final layer's [img_pad_len, patch_dim] rows back to out [in_channels, lat_h, lat_w]. */
+void zimage_unpatchify(const og_zimage_config *c, const og_zimage_tokens *t, const float *full,
+                       int64_t lat_h, int64_t lat_w, float *out);
+/* Every modulated block's [4 * dim] modulation (scale_msa, tanh(gate_msa), scale_mlp,
+ * tanh(gate_mlp); noise_refiner first, then layers) and the final layer's [dim] scale, on the
+ * host; temporaries from scratch, released. */
+og_status zimage_time_conditioning(const og_zimage *m, float t_model, og_arena *scratch,
+                                   float *mods, float *final_scale);
 
 #endif

@@ -84,6 +84,23 @@ og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *h
 og_status og_cuda_download(og_cuda_ctx *ctx, float *host_dst, const void *src, og_dtype st,
                            size_t n);
 
+/* Copies `rows` rows of `width` bytes from src (rows spitch bytes apart) to dst (dpitch apart) on
+ * the context's stream; either side may be device or host memory (unified addressing). */
+og_status og_cuda_copy2d(og_cuda_ctx *ctx, void *dst, size_t dpitch, const void *src,
+                         size_t spitch, size_t width, size_t rows);
+/* y[i] = bf16(x[i]) for i < n, round to nearest even, on the device. */
+og_status og_cuda_f32_to_bf16(og_cuda_ctx *ctx, og_bf16 *y, const float *x, int64_t n);
+
+/* ---- sequence parallelism on the device ---------------------------------------------------- */
+
+struct og_sp_ops; /* parallel/sp.h */
+/* Fills the hooks that make og_sp_attention run on bf16 device buffers of this context: strided
+ * copies and the f32 -> bf16 narrowing on its stream, og_cuda_attention with f32 partials and
+ * LSE, og_cuda_lse_merge for the ring, og_cuda_sync before each exchange. The rank's og_sp must
+ * sit on a device communicator (og_cuda_inproc_copy, or NCCL), and args.scratch must be this
+ * context's arena. */
+void og_cuda_sp_ops(og_cuda_ctx *ctx, struct og_sp_ops *out);
+
 /* ---- ranks sharing a GPU ------------------------------------------------------------------- */
 
 struct og_inproc_copy; /* parallel/comm.h */
