@@ -54,22 +54,18 @@ void og_scale_matrix(float *C, int64_t M, int64_t N, int64_t ldc, float beta)
             C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j] * beta;
 }
 
-/* dst[n] = f32(src[n]) for a 16-bit weight type. */
+/* dst[n] = f32(src[n]) for a 16-bit weight type; f16 through the F16C instructions when present
+ * (og_to_f32 converts f16 one value at a time). */
 static void widen_row(float *restrict dst, const uint16_t *restrict src, og_dtype wt, int64_t n)
 {
-    if (wt == OG_BF16) {
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = og_bf16_to_f32(src[i]);
-        return;
-    }
-#ifdef __F16C__
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    og_to_f32(dst + i, src + i, OG_F16, (size_t)(n - i));
-#else
-    og_to_f32(dst, src, OG_F16, (size_t)n);
+#ifdef __F16C__
+    if (wt == OG_F16)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i,
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
 #endif
+    og_to_f32(dst + i, src + i, wt, (size_t)(n - i));
 }
 
 /* y[M, N] = x . W^T for a few rows of x (M <= OG_GEMV_ROWS): a GEMV, bound by reading W. Each
