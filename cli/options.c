@@ -39,7 +39,7 @@ static const char generate_usage[] =
     "  --ring-degree N        ranks passing K/V around a ring (default 1)\n"
     "  --ulysses-mode MODE    strict (heads divisible by the Ulysses degree) or advanced_uaa\n"
     "  --cfg-degree N         2 runs the two guidance branches on separate ranks (default 1)\n"
-    "  --backend cpu|cuda     where the model runs (default cpu)\n"
+    "  --backend cpu|cuda     where the DiT runs (default cuda when a GPU is visible, else cpu)\n"
     "  --devices LIST         GPUs to use with --backend cuda, e.g. 0,1 (default: all)\n"
     "  --threads N            CPU threads in all, shared by the ranks (default: all cores)\n"
     "  -v, --verbose          more log output (twice: debug)\n"
@@ -228,6 +228,10 @@ void og_cli_opts_init(og_cli_opts *o, og_cli_mode mode)
     *o = (og_cli_opts){.mode = mode, .host = "127.0.0.1", .port = 8080,
                        .p = OG_GEN_PARAMS_DEFAULT, .lp = OG_LOAD_PARAMS_DEFAULT};
     o->p.output = mode == OG_CLI_GENERATE ? "omnigen.png" : NULL;
+#ifdef OG_CLI_CUDA
+    if (og_cuda_device_count() > 0)
+        o->lp.backend = OG_BACKEND_CUDA;
+#endif
 }
 
 int og_cli_parse(og_cli_opts *o, int argc, char **argv)

@@ -118,9 +118,6 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
 {
     *out = NULL;
     og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
-    if (params.backend == OG_BACKEND_CUDA)
-        return og_fail(OG_ERR_UNSUPPORTED, "the Z-Image pipeline runs on the CPU in this version "
-                                           "(use --backend cpu)");
     og_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx || !(ctx->root = strdup(model_dir))) {
         free(ctx);
@@ -141,6 +138,7 @@ void og_free(og_ctx *ctx)
     if (!ctx)
         return;
     og_qwen3_free(ctx->text);
+    og_dit_gpus_free(ctx->gpus);
     og_zimage_free(ctx->dit);
     og_vae_free(ctx->vae);
     og_bpe_free(ctx->tok);
@@ -160,6 +158,9 @@ og_status og_ctx_load_weights(og_ctx *ctx)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
         return og_fail_context(s, "loading the transformer");
+    if (ctx->lp.backend == OG_BACKEND_CUDA && !ctx->gpus &&
+        (s = og_dit_gpus_load(&ctx->gpus, ctx->dit, ctx->lp.devices)) != OG_OK)
+        return og_fail_context(s, "putting the transformer on the GPU");
     if (!ctx->vae && (s = og_vae_load(&ctx->vae, ctx->vae_dir)) != OG_OK)
         return og_fail_context(s, "loading the VAE");
     return OG_OK;

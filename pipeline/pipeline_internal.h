@@ -7,6 +7,7 @@
 
 #include "dit/zimage.h"
 #include "io/diffusers.h"
+#include "pipeline/dit_gpu.h"
 #include "pipeline/omnigen.h"
 #include "samplers/flowmatch.h"
 #include "text/bpe.h"
@@ -27,6 +28,7 @@ struct og_ctx {
     /* Loaded on the first og_generate, after its parameters were validated. */
     og_qwen3 *text;
     og_zimage *dit;
+    og_dit_gpus *gpus; /* --backend cuda: the transformer's weights on each GPU */
     og_vae *vae;
 };
 

@@ -49,6 +49,7 @@ typedef struct {
 typedef struct {
     og_sp *sp;
     og_arena scratch;
+    og_dit_rank *gpu; /* --backend cuda: this rank's GPU context; NULL on the CPU */
     float *x, *v, *other;
 } rank_state;
 
@@ -58,12 +59,16 @@ static void rank_state_free(rank_state *r)
     free(r->v);
     free(r->other);
     og_arena_free(&r->scratch);
+    og_dit_rank_free(r->gpu);
     og_sp_free(r->sp);
 }
 
 static og_status forward(const denoise_job *j, rank_state *r, float t_model, int branch,
                          float *out)
 {
+    if (r->gpu)
+        return og_dit_rank_forward(r->gpu, r->sp, r->x, j->lat_h, j->lat_w, t_model,
+                                   j->cap[branch], j->cap_len[branch], out);
     return og_zimage_forward(j->ctx->dit, r->sp, r->x, j->lat_h, j->lat_w, t_model,
                              j->cap[branch], j->cap_len[branch], out, &r->scratch);
 }
@@ -96,8 +101,11 @@ static og_status denoise_rank_run(og_comm *world, const denoise_job *j, rank_sta
     const og_gen_params *p = j->p;
     OG_TRY(og_sp_create(&r->sp, &p->parallel, world));
     int64_t cap_max = j->cap_len[0] > j->cap_len[1] ? j->cap_len[0] : j->cap_len[1];
-    OG_TRY(og_arena_init(&r->scratch,
-                         og_zimage_scratch_bytes(j->ctx->dit, j->lat_h, j->lat_w, cap_max, r->sp)));
+    if (j->ctx->gpus)
+        OG_TRY(og_dit_rank_start(&r->gpu, j->ctx->gpus, r->sp, j->lat_h, j->lat_w, cap_max));
+    else
+        OG_TRY(og_arena_init(&r->scratch, og_zimage_scratch_bytes(j->ctx->dit, j->lat_h, j->lat_w,
+                                                                  cap_max, r->sp)));
     size_t bytes = sizeof(float) * (size_t)j->n;
     r->x = malloc(bytes);
     r->v = malloc(bytes);
@@ -220,7 +228,10 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
                        .final = out->latents};
     int world = og_parallel_world_size(&p->parallel);
     int per_rank = p->threads > 0 ? (p->threads / world > 0 ? p->threads / world : 1) : 0;
-    OG_TRY(og_run_ranks(world, per_rank, denoise_rank, &job));
+    if (ctx->gpus)
+        OG_TRY(og_dit_gpus_run_ranks(ctx->gpus, world, per_rank, denoise_rank, &job));
+    else
+        OG_TRY(og_run_ranks(world, per_rank, denoise_rank, &job));
     out->seconds_denoise = now_s() - t_loop;
 
     double t_dec = now_s();

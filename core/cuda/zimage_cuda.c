@@ -379,7 +379,8 @@ static og_status forward(og_cuda_ctx *g, const og_zimage_cuda *w, og_sp *sp, int
     float *usin = dal(&d, (size_t)(s->uni_n * half) * 4);
     float *ccos = dal(&d, (size_t)(L * half) * 4), *csin = dal(&d, (size_t)(L * half) * 4);
     og_bf16 *x = dal(&d, (size_t)(s->uni_n * dim) * 2), *cap = dal(&d, (size_t)(L * dim) * 2);
-    og_bf16 *feats = dal(&d, (size_t)(cap_len * F) * 2), *normed = dal(&d, (size_t)(cap_len * F) * 2);
+    og_bf16 *feats = dal(&d, (size_t)(cap_len * F) * 2);
+    og_bf16 *normed = dal(&d, (size_t)(cap_len * F) * 2);
     og_bf16 *patches = dal(&d, (size_t)(s->img_n * patch_dim) * 2);
     if (d.failed)
         return og_fail(OG_ERR_OOM, "Z-Image GPU forward: device arena too small (size it with "

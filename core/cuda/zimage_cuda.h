@@ -9,7 +9,8 @@
  *     OG_TRY(og_zimage_cuda_upload(&w, wctx, m));          // reserves exactly the weights' bytes
  *     og_cuda_ctx *rank;                                   // one per rank (may share the GPU)
  *     OG_TRY(og_cuda_init(dev, &rank));
- *     OG_TRY(og_cuda_reserve(rank, og_zimage_cuda_work_bytes(m, lat_h, lat_w, cap_max, sp), "..."));
+ *     OG_TRY(og_cuda_reserve(rank, og_zimage_cuda_work_bytes(m, lat_h, lat_w, cap_max, sp),
+ *                            "Z-Image 1024x1024"));
  *     OG_TRY(og_zimage_cuda_forward(rank, w, sp, latents, lat_h, lat_w, t, cap, cap_len, out));
  *
  * With sp of more than one rank, the og_sp must sit on a device communicator (the in-process

@@ -1,0 +1,160 @@
+/* The pipeline's DiT on GPUs (see dit_gpu.h): per-GPU weights, per-rank contexts, the device
+ * communicator for the rank threads. Compiled everywhere; without CUDA it only refuses. */
+#include "pipeline/dit_gpu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef OG_HAVE_CUDA
+#include "core/cuda/zimage_cuda.h"
+#include "parallel/comm.h"
+
+#define OG_MAX_GPUS 64
+
+struct og_dit_gpus {
+    const og_zimage *m;
+    int count, devices[OG_MAX_GPUS];
+    og_cuda_ctx *ctx[OG_MAX_GPUS]; /* holds the weights of that GPU */
+    og_zimage_cuda *w[OG_MAX_GPUS];
+};
+
+struct og_dit_rank {
+    og_cuda_ctx *ctx;
+    const og_zimage_cuda *w;
+};
+
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
+{
+    *out = NULL;
+    og_dit_gpus *g = calloc(1, sizeof *g);
+    if (!g)
+        return og_fail(OG_ERR_OOM, "cannot allocate the GPU list");
+    g->m = m;
+    og_status st = OG_OK;
+    if (devices) {
+        st = og_cuda_parse_devices(devices, g->devices, OG_MAX_GPUS, &g->count);
+    } else {
+        g->count = og_cuda_device_count();
+        if (g->count == 0)
+            st = og_fail(OG_ERR_DEVICE, "no CUDA GPU is visible on this machine (use --backend "
+                                        "cpu)");
+        g->count = g->count > OG_MAX_GPUS ? OG_MAX_GPUS : g->count;
+        for (int i = 0; i < g->count; i++)
+            g->devices[i] = i;
+    }
+    for (int i = 0; i < g->count && st == OG_OK; i++) {
+        st = og_cuda_init(g->devices[i], &g->ctx[i]);
+        if (st == OG_OK)
+            st = og_zimage_cuda_upload(&g->w[i], g->ctx[i], m);
+    }
+    if (st != OG_OK) {
+        og_dit_gpus_free(g);
+        return st;
+    }
+    *out = g;
+    return OG_OK;
+}
+
+void og_dit_gpus_free(og_dit_gpus *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->count; i++) {
+        og_zimage_cuda_free(g->w[i]);
+        og_cuda_free(g->ctx[i]);
+    }
+    free(g);
+}
+
+og_status og_dit_gpus_run_ranks(og_dit_gpus *g, int world, int threads_per_rank, og_rank_fn fn,
+                                void *arg)
+{
+    og_inproc_copy copy;
+    og_cuda_inproc_copy(g->devices[0], &copy); /* the copy infers direction and device (UVA) */
+    return og_run_ranks_copy(world, threads_per_rank, &copy, fn, arg);
+}
+
+og_status og_dit_rank_start(og_dit_rank **out, og_dit_gpus *g, og_sp *sp, int64_t lat_h,
+                            int64_t lat_w, int64_t cap_max)
+{
+    *out = NULL;
+    og_dit_rank *r = calloc(1, sizeof *r);
+    if (!r)
+        return og_fail(OG_ERR_OOM, "cannot allocate a GPU rank");
+    const int i = og_sp_world_rank(sp) % g->count;
+    char what[96];
+    snprintf(what, sizeof what, "Z-Image %lldx%lld latents, rank %d", (long long)lat_h,
+             (long long)lat_w, og_sp_world_rank(sp));
+    r->w = g->w[i];
+    og_status st = og_cuda_init(g->devices[i], &r->ctx);
+    if (st == OG_OK)
+        st = og_cuda_reserve(r->ctx, og_zimage_cuda_work_bytes(g->m, lat_h, lat_w, cap_max, sp),
+                             what);
+    if (st != OG_OK) {
+        og_dit_rank_free(r);
+        return st;
+    }
+    *out = r;
+    return OG_OK;
+}
+
+og_status og_dit_rank_forward(og_dit_rank *r, og_sp *sp, const float *latents, int64_t lat_h,
+                              int64_t lat_w, float t_model, const float *cap_feats,
+                              int64_t cap_len, float *out)
+{
+    return og_zimage_cuda_forward(r->ctx, r->w, og_sp_size(sp) > 1 ? sp : NULL, latents, lat_h,
+                                  lat_w, t_model, cap_feats, cap_len, out);
+}
+
+void og_dit_rank_free(og_dit_rank *r)
+{
+    if (!r)
+        return;
+    og_cuda_free(r->ctx);
+    free(r);
+}
+
+#else
+
+static og_status no_cuda(void)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "this omnigen was built without CUDA (rebuild with the "
+                                       "CUDA toolkit installed, or use --backend cpu)");
+}
+
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
+{
+    (void)m, (void)devices;
+    *out = NULL;
+    return no_cuda();
+}
+
+void og_dit_gpus_free(og_dit_gpus *g) { (void)g; }
+
+og_status og_dit_gpus_run_ranks(og_dit_gpus *g, int world, int threads_per_rank, og_rank_fn fn,
+                                void *arg)
+{
+    (void)g, (void)world, (void)threads_per_rank, (void)fn, (void)arg;
+    return no_cuda();
+}
+
+og_status og_dit_rank_start(og_dit_rank **out, og_dit_gpus *g, og_sp *sp, int64_t lat_h,
+                            int64_t lat_w, int64_t cap_max)
+{
+    (void)g, (void)sp, (void)lat_h, (void)lat_w, (void)cap_max;
+    *out = NULL;
+    return no_cuda();
+}
+
+og_status og_dit_rank_forward(og_dit_rank *r, og_sp *sp, const float *latents, int64_t lat_h,
+                              int64_t lat_w, float t_model, const float *cap_feats,
+                              int64_t cap_len, float *out)
+{
+    (void)r, (void)sp, (void)latents, (void)lat_h, (void)lat_w, (void)t_model, (void)cap_feats;
+    (void)cap_len, (void)out;
+    return no_cuda();
+}
+
+void og_dit_rank_free(og_dit_rank *r) { (void)r; }
+
+#endif
