@@ -5,16 +5,10 @@
 
 const char *og_gemm_library(void) { return "OpenBLAS"; }
 
-og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+og_status og_gemm_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc)
 {
-    OG_TRY(og_sgemm_check(ta, tb, M, N, K, lda, ldb, ldc));
-    if (M == 0 || N == 0)
-        return OG_OK;
-    if (K == 0) {
-        og_scale_matrix(C, M, N, ldc, beta);
-        return OG_OK;
-    }
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
         ldc > INT32_MAX)
         return og_fail(OG_ERR_UNSUPPORTED,

@@ -2,8 +2,8 @@
  * to f32 one tile of output features at a time (32 MB, never the whole matrix), so the result
  * is the exact f32 product with the de-quantised weights; for a few rows (timestep and modulation
  * MLPs) the weights are widened on the fly instead. With og_gemm_set_precision(OG_GEMM_BF16)
- * bf16 weights go to the library's bf16 path instead. Also the argument checks shared by the two
- * og_sgemm back ends. */
+ * bf16 weights go to the library's bf16 path instead. Also og_sgemm itself: the argument checks
+ * and empty cases before either back end's library call. */
 #include <stdlib.h>
 
 #include "core/cpu/gemm.h"
@@ -33,8 +33,9 @@ og_status og_gemm_set_precision(og_gemm_precision p)
 
 og_gemm_precision og_gemm_get_precision(void) { return (og_gemm_precision)og_precision; }
 
-og_status og_sgemm_check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda,
-                         int64_t ldb, int64_t ldc)
+/* Refuses negative sizes and leading dimensions too small for row-major storage. */
+static og_status sgemm_check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda,
+                             int64_t ldb, int64_t ldc)
 {
     int64_t amin = ta ? M : K, bmin = tb ? K : N;
     if (M < 0 || N < 0 || K < 0 || lda < (amin > 1 ? amin : 1) || ldb < (bmin > 1 ? bmin : 1) ||
@@ -46,12 +47,27 @@ og_status og_sgemm_check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int6
     return OG_OK;
 }
 
-void og_scale_matrix(float *C, int64_t M, int64_t N, int64_t ldc, float beta)
+/* C[M, N] *= beta (beta == 0 writes zeros, whatever C held). */
+static void scale_matrix(float *C, int64_t M, int64_t N, int64_t ldc, float beta)
 {
 #pragma omp parallel for if (M * N > 65536)
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++)
             C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j] * beta;
+}
+
+/* The checks and empty cases are the same for both libraries; the product itself is theirs. */
+og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    OG_TRY(sgemm_check(ta, tb, M, N, K, lda, ldb, ldc));
+    if (M == 0 || N == 0)
+        return OG_OK;
+    if (K == 0) {
+        scale_matrix(C, M, N, ldc, beta);
+        return OG_OK;
+    }
+    return og_gemm_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* dst[n] = f32(src[n]) for a 16-bit weight type; f16 through the F16C instructions when present

@@ -5,6 +5,23 @@
 
 #include "core/ops.h"
 
+/* The mean of x[0..n) as the f32 pair m + mlo, and 1 / sqrt(variance + eps). */
+static inline void mean_rstd(const float *x, int64_t n, float eps, float *m, float *mlo,
+                             float *rstd)
+{
+    double sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++)
+        sum += x[i];
+    double mean = sum / (double)n;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t i = 0; i < n; i++)
+        sq += ((double)x[i] - mean) * ((double)x[i] - mean);
+    *rstd = (float)(1.0 / sqrt(sq / (double)n + eps));
+    *m = (float)mean;
+    *mlo = (float)(mean - *m);
+}
+
 void og_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
                   int64_t dim, float eps)
 {
@@ -12,16 +29,8 @@ void og_layernorm(float *y, const float *x, const float *w, const float *b, int6
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * dim;
         float *yr = y + r * dim;
-        double sum = 0, sq = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < dim; i++)
-            sum += xr[i];
-        double mean = sum / (double)dim;
-#pragma omp simd reduction(+ : sq)
-        for (int64_t i = 0; i < dim; i++)
-            sq += ((double)xr[i] - mean) * ((double)xr[i] - mean);
-        float rstd = (float)(1.0 / sqrt(sq / (double)dim + eps));
-        float m = (float)mean, mlo = (float)(mean - m);
+        float m, mlo, rstd;
+        mean_rstd(xr, dim, eps, &m, &mlo, &rstd);
 #pragma omp simd
         for (int64_t i = 0; i < dim; i++) {
             float v = (xr[i] - m - mlo) * rstd;
@@ -59,16 +68,8 @@ void og_groupnorm(float *y, const float *x, const float *w, const float *b, int6
     for (int g = 0; g < groups; g++) {
         const float *xg = x + g * n;
         float *yg = y + g * n;
-        double sum = 0, sq = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < n; i++)
-            sum += xg[i];
-        double mean = sum / (double)n;
-#pragma omp simd reduction(+ : sq)
-        for (int64_t i = 0; i < n; i++)
-            sq += ((double)xg[i] - mean) * ((double)xg[i] - mean);
-        float rstd = (float)(1.0 / sqrt(sq / (double)n + eps));
-        float m = (float)mean, mlo = (float)(mean - m);
+        float m, mlo, rstd;
+        mean_rstd(xg, n, eps, &m, &mlo, &rstd);
         for (int64_t c = 0; c < cpg; c++) {
             int64_t ch = g * cpg + c;
             float s = w ? w[ch] * rstd : rstd, t = b ? b[ch] : 0.0f;
