@@ -80,22 +80,11 @@ static void check_groupnorm(og_test_rng *rng, int64_t c, int64_t hw, int groups,
         x[i] += 0.75f;
     og_test_fill(rng, w, (size_t)c, 1.0f);
     og_test_fill(rng, b, (size_t)c, 1.0f);
-    int64_t cpg = c / groups;
-    for (int g = 0; g < groups; g++) {
-        double mean = 0, var = 0;
-        const float *xg = x + g * cpg * hw;
-        for (int64_t i = 0; i < cpg * hw; i++)
-            mean += xg[i];
-        mean /= (double)(cpg * hw);
-        for (int64_t i = 0; i < cpg * hw; i++)
-            var += (xg[i] - mean) * (xg[i] - mean);
-        var /= (double)(cpg * hw);
-        for (int64_t i = 0; i < cpg * hw; i++) {
-            int64_t ch = g * cpg + i / hw;
-            ref[g * cpg * hw + i] = (xg[i] - mean) / sqrt(var + 1e-6) * (affine ? w[ch] : 1.0) +
-                                    (affine ? b[ch] : 0.0);
-        }
-    }
+    /* A group is a LayerNorm row of its channels; the affine is per channel. */
+    layernorm_ref(ref, x, NULL, NULL, groups, c / groups * hw, 1e-6);
+    if (affine)
+        for (size_t i = 0; i < n; i++)
+            ref[i] = ref[i] * w[i / hw] + b[i / hw];
     og_groupnorm(y, x, affine ? w : NULL, affine ? b : NULL, c, hw, groups, 1e-6f);
     double e1 = og_test_rel_err(y, ref, n);
     og_groupnorm(x, x, affine ? w : NULL, affine ? b : NULL, c, hw, groups, 1e-6f);

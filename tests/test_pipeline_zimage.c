@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json_file.h"
 #include "io/safetensors.h"
 #include "pipeline/omnigen.h"
 #include "testutil.h"
@@ -20,25 +21,6 @@ typedef struct {
     const char *variant;
     og_parallel_config layout; /* a non-trivial layout to run besides 1x1 */
 } variant_case;
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = '\0';
-    fclose(f);
-    return s;
-}
 
 static const float *tensor_f32(og_st_file *f, const char *name, int64_t numel)
 {
@@ -94,10 +76,8 @@ static void run_variant(const variant_case *vc)
 {
     char path[512];
     snprintf(path, sizeof path, "tests/fixtures/zimage/%s/meta.json", vc->variant);
-    char *text = read_text(path);
-    cJSON *meta = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK(meta, "cannot read %s", path);
+    cJSON *meta = NULL;
+    CHECK_OK(og_json_load(path, &meta));
     if (!meta)
         return;
     const cJSON *model = field(meta, "model", cJSON_IsString);

@@ -108,15 +108,7 @@ static void check_model_prefix(void)
     CHECK_OK(og_st_write(path, n, (const char *const *)names, ts, NULL));
     snprintf(cfg_src, sizeof cfg_src, "%s/config.json", src);
     snprintf(cfg_dst, sizeof cfg_dst, "%s/config.json", dir);
-    FILE *fi = fopen(cfg_src, "rb"), *fo = fopen(cfg_dst, "wb");
-    char buf[4096];
-    size_t r;
-    while (fi && fo && (r = fread(buf, 1, sizeof buf, fi)) > 0)
-        fwrite(buf, 1, r, fo);
-    if (fi)
-        fclose(fi);
-    if (fo)
-        fclose(fo);
+    og_test_copy_file(cfg_src, cfg_dst);
 
     og_qwen3 *a = NULL, *b = NULL;
     CHECK_OK(og_qwen3_load(&a, src));

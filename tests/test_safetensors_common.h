@@ -24,24 +24,6 @@ static inline cJSON *st_load_manifest(const char *path)
     return j;
 }
 
-/* A whole file in memory, or NULL. */
-static inline unsigned char *st_slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *len = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*len + 1);
-    if (b && fread(b, 1, *len, fp) != *len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
 /* Element i of raw data in a safetensors dtype: a float dtype sets *f and returns true, an
  * integer one sets *n and returns false. */
 static inline bool st_elem(const char *dtype, const void *data, int64_t i, double *f, long long *n)

@@ -11,7 +11,7 @@
 int main(void)
 {
     size_t n = 0;
-    unsigned char *orig = st_slurp(ST_FIXTURES "/valid/dtypes.safetensors", &n);
+    unsigned char *orig = og_test_read_file(ST_FIXTURES "/valid/dtypes.safetensors", &n);
     if (!orig) {
         fprintf(stderr, "cannot read the fixture\n");
         return 1;

@@ -64,8 +64,8 @@ int main(void)
     CHECK(count_files(dir) == 1, "temporary file left behind (%d files)", count_files(dir));
 
     size_t nref = 0, nout = 0;
-    unsigned char *ref = st_slurp(ST_FIXTURES "/writer_ref.safetensors", &nref);
-    unsigned char *out = st_slurp(path, &nout);
+    unsigned char *ref = og_test_read_file(ST_FIXTURES "/writer_ref.safetensors", &nref);
+    unsigned char *out = og_test_read_file(path, &nout);
     size_t at = 0;
     while (ref && out && at < nref && at < nout && ref[at] == out[at])
         at++;

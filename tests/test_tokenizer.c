@@ -15,25 +15,6 @@
 #define TOK_DIR "models/zimage-tiny/tokenizer"
 #define CASES "tests/fixtures/tokenizer/cases.json"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -41,6 +22,16 @@ static void write_file(const char *path, const char *text)
         fputs(text, f);
         fclose(f);
     }
+}
+
+/* Writes root as dir/tokenizer.json (its path goes to path) and deletes it. */
+static void write_tokenizer(cJSON *root, const char *dir, char *path, size_t path_size)
+{
+    char *out = cJSON_PrintUnformatted(root);
+    snprintf(path, path_size, "%s/tokenizer.json", dir);
+    write_file(path, out);
+    free(out);
+    cJSON_Delete(root);
 }
 
 /* ids[0..n) == the JSON array exp; prints the first difference. */
@@ -129,12 +120,8 @@ static void check_string_merges(const char *json, const cJSON *cases, const char
         cJSON_AddItemToArray(strs, cJSON_CreateString(buf));
     }
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(root, "model"), "merges", strs);
-    char *out = cJSON_PrintUnformatted(root);
     char path[512];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    write_file(path, out);
-    free(out);
-    cJSON_Delete(root);
+    write_tokenizer(root, dir, path, sizeof path);
     og_bpe *tok;
     CHECK_OK(og_bpe_load(&tok, path));
     if (tok) {
@@ -149,12 +136,8 @@ static void check_refused(const char *json, const char *dir, const char *key, co
 {
     cJSON *root = cJSON_Parse(json);
     cJSON_ReplaceItemInObject(root, key, cJSON_Parse(value));
-    char *out = cJSON_PrintUnformatted(root);
     char path[512];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    write_file(path, out);
-    free(out);
-    cJSON_Delete(root);
+    write_tokenizer(root, dir, path, sizeof path);
     og_bpe *tok = NULL;
     og_status s = og_bpe_load(&tok, dir);
     CHECK(s == code && tok == NULL, "%s=%s: got %s (%s), expected %s", key, value,
@@ -164,8 +147,8 @@ static void check_refused(const char *json, const char *dir, const char *key, co
 
 int main(void)
 {
-    char *cases_text = slurp(CASES);
-    char *tok_json = slurp(TOK_DIR "/tokenizer.json");
+    char *cases_text = og_test_read_file(CASES, NULL);
+    char *tok_json = og_test_read_file(TOK_DIR "/tokenizer.json", NULL);
     if (!cases_text || !tok_json) {
         fprintf(stderr, "fixtures missing (%s, %s)\n", CASES, TOK_DIR);
         return 1;

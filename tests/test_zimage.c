@@ -73,21 +73,6 @@ static void check_variant(const char *variant, int batch)
     zfix_close(&f);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[4096];
-    size_t n;
-    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        fwrite(buf, 1, n, out);
-    int ok = in && out;
-    if (in)
-        fclose(in);
-    if (out)
-        fclose(out);
-    return ok;
-}
-
 /* The base model re-saved as two shards plus model.safetensors.index.json (the layout of the
  * released 6B checkpoint) loads and computes the same output. */
 static void check_sharded(void)
@@ -118,7 +103,7 @@ static void check_sharded(void)
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model-00002-of-00002.safetensors", dir);
     CHECK_OK(og_st_write(path, n - half, names + half, ts + half, NULL));
     snprintf(path, sizeof path, "%s/config.json", dir);
-    CHECK(copy_file("tests/fixtures/zimage/base/model/transformer/config.json", path),
+    CHECK(og_test_copy_file("tests/fixtures/zimage/base/model/transformer/config.json", path),
           "copy config.json");
     og_zimage *m = NULL;
     CHECK_OK(og_zimage_load(&m, dir));

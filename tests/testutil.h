@@ -5,6 +5,7 @@
 #define OG_TESTUTIL_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,46 @@ static inline int og_test_finish(const char *name)
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+/* A whole file in memory, NUL-terminated (its length, without the NUL, goes to len when not
+ * NULL), or NULL. */
+static inline void *og_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s) {
+        s[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    fclose(f);
+    return s;
+}
+
+/* Copies a file; false if either side cannot be opened. */
+static inline bool og_test_copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[4096];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    bool ok = in && out;
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    return ok;
 }
 
 /* xorshift64*: the same inputs on every machine. */
