@@ -1,19 +1,10 @@
 #!/usr/bin/env bash
 # --prompt-file: plain and JSON lines, skipped lines, outputs named <stem>-<line>.png, one bad line
 # reported with its line number while the others are still written, and a non-zero exit.
-set -euo pipefail
-omnigen=$1
-root=$(pwd)
-tiny=$root/models/zimage-tiny
-[ -d "$tiny" ] || { echo "SKIPPED: models/zimage-tiny is missing"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-png() { python3 "$root/tests/cli_png.py" "$@"; }
-# has_text FILE KEY=VALUE: the PNG carries that text chunk.
-has_text() { png info "$1" >"$tmp/info.txt" && grep -qxF "$2" "$tmp/info.txt"; }
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
 # size FILE: "W H" of a valid PNG.
 size() { png info "$1" >"$tmp/info.txt" && head -1 "$tmp/info.txt"; }
-fail() { echo "FAIL: $*"; exit 1; }
 
 cat >"$tmp/prompts.txt" <<'PROMPTS'
 # three good prompts and two bad lines

@@ -2,14 +2,8 @@
 # Bad input gets a clear message naming the problem, a non-zero exit, and no output file (nor a
 # temporary one): bad flags and values, missing and corrupted model folders, bad sizes, layouts
 # and output folders, and a CUDA request this machine or build cannot serve.
-set -euo pipefail
-omnigen=$1
-root=$(pwd)
-tiny=$root/models/zimage-tiny
-[ -d "$tiny" ] || { echo "SKIPPED: models/zimage-tiny is missing"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
 
 # expect CODE "MESSAGE" ARGS...: exits with CODE (any non-zero when CODE is "x"), prints MESSAGE
 # on stderr, and writes nothing into the output folder.

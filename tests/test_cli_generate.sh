@@ -2,18 +2,10 @@
 # omnigen on the bundled model: a valid PNG with its metadata, the same image for the same seed
 # whatever the thread count, a different one for another seed, the default model and output.
 # (test_pipeline_zimage.c checks the numbers against the reference pipeline.)
-set -euo pipefail
-omnigen=$1
-root=$(pwd)
-[ -d "$root/models/zimage-tiny" ] || { echo "SKIPPED: models/zimage-tiny is missing"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-png() { python3 "$root/tests/cli_png.py" "$@"; }
-# has_text FILE KEY=VALUE: the PNG carries that text chunk.
-has_text() { png info "$1" >"$tmp/info.txt" && grep -qxF "$2" "$tmp/info.txt"; }
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
 
-gen() { "$omnigen" --model "$root/models/zimage-tiny" --width 64 --height 48 --steps 2 "$@"; }
+gen() { "$omnigen" --model "$tiny" --width 64 --height 48 --steps 2 "$@"; }
 
 gen --prompt "a red cube" --seed 7 -o "$tmp/a.png" 2>"$tmp/err" || { cat "$tmp/err"; fail "generation failed"; }
 png info "$tmp/a.png" >"$tmp/info" || fail "a.png is not a valid PNG"
@@ -39,12 +31,12 @@ d=$(png diff "$tmp/a.png" "$tmp/c.png")
 [ "$d" -gt 0 ] || fail "seed 8 gave the same image as seed 7"
 
 # A UTF-8 prompt is stored as UTF-8 text, and the default subcommand name works.
-"$omnigen" generate --model "$root/models/zimage-tiny" --width 32 --height 32 --steps 1 \
+"$omnigen" generate --model "$tiny" --width 32 --height 32 --steps 1 \
   --prompt "猫 on a mat" -o "$tmp/u.png" 2>/dev/null || fail "UTF-8 prompt"
 has_text "$tmp/u.png" "prompt=猫 on a mat" || fail "UTF-8 prompt not recorded"
 
 # OMNIGEN_MODEL picks the model when --model is absent; the default output is omnigen.png.
-(cd "$tmp" && OMNIGEN_MODEL="$root/models/zimage-tiny" "$omnigen" --prompt x --width 32 \
+(cd "$tmp" && OMNIGEN_MODEL="$tiny" "$omnigen" --prompt x --width 32 \
   --height 32 --steps 1 2>/dev/null) || fail "OMNIGEN_MODEL"
 png info "$tmp/omnigen.png" >/dev/null || fail "no omnigen.png by default"
 

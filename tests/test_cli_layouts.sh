@@ -3,15 +3,10 @@
 # seed, on the fixture models (6 heads: Ulysses 4 needs advanced_uaa; 30 heads: U=4 and U=4 x R=2
 # with uneven head splits; CFG on two rank groups against both branches on the same ranks).
 # Pixels must agree within 1/255 (fp32 reduction order differs between layouts).
-set -euo pipefail
-omnigen=$1
-root=$(pwd)
-tiny=$root/models/zimage-tiny
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
 h30=$root/tests/fixtures/zimage/h30/model
-[ -d "$tiny" ] && [ -d "$h30" ] || { echo "SKIPPED: fixture models are missing"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+[ -d "$h30" ] || { echo "SKIPPED: tests/fixtures/zimage/h30/model is missing"; exit 77; }
 
 # check MODEL NAME "common flags" layout-flags...: each layout against the 1x1 run.
 check() {
@@ -26,7 +21,7 @@ check() {
     "$omnigen" --model "$model" $common $layout -o "$out" 2>"$tmp/err" ||
       { cat "$tmp/err"; fail "$name: layout '$layout' failed"; }
     local d
-    d=$(python3 "$root/tests/cli_png.py" diff "$tmp/$name-serial.png" "$out")
+    d=$(png diff "$tmp/$name-serial.png" "$out")
     [ "$d" -le 1 ] || fail "$name: layout '$layout' differs from 1x1 by $d/255"
     echo "$name: $layout: max pixel difference $d/255"
   done

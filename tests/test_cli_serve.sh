@@ -2,17 +2,11 @@
 # omnigen serve: POST /v1/images/generations answers a PNG equal to the CLI's for the same
 # request, and 4xx with a JSON message for bad bodies, paths and methods. Skipped (77) when the
 # build has no HTTP server; such a build must refuse `serve` with a reason instead.
-set -euo pipefail
-omnigen=$1
-root=$(pwd)
-tiny=$root/models/zimage-tiny
-[ -d "$tiny" ] || { echo "SKIPPED: models/zimage-tiny is missing"; exit 77; }
-tmp=$(mktemp -d)
-fail() { echo "FAIL: $*"; [ -f "$tmp/log" ] && cat "$tmp/log"; exit 1; }
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
 if ! "$omnigen" --version | grep -q server; then
   rc=0; "$omnigen" serve >/dev/null 2>"$tmp/log" || rc=$?
   [ "$rc" -eq 2 ] && grep -q "built without the HTTP server" "$tmp/log" || fail "serve without a server: exit $rc"
-  rm -rf "$tmp"
   echo "SKIPPED: built without the HTTP server"; exit 77
 fi
 
@@ -48,7 +42,7 @@ ep=/v1/images/generations
 [ "$(post $ep POST '{"prompt": "a red cube", "width": 48}' "$tmp/a.png")" = 200 ] || fail "good request: $(cat "$tmp/a.png")"
 "$omnigen" --model "$tiny" --prompt "a red cube" --width 48 --height 32 --steps 2 --seed 3 \
   --ulysses-degree 2 -o "$tmp/cli.png" 2>/dev/null || fail "CLI run"
-d=$(python3 "$root/tests/cli_png.py" diff "$tmp/a.png" "$tmp/cli.png") || fail "the reply is not a valid PNG"
+d=$(png diff "$tmp/a.png" "$tmp/cli.png") || fail "the reply is not a valid PNG"
 [ "$d" = 0 ] || fail "the server's PNG differs from the CLI's by $d"
 
 check() { # check PATH METHOD BODY CODE MESSAGE
