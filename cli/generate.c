@@ -81,24 +81,9 @@ static int run_batch(og_ctx *ctx, const og_cli_opts *o)
 int og_cli_generate(int argc, char **argv)
 {
     og_cli_opts o;
-    og_cli_opts_init(&o, OG_CLI_GENERATE);
-    int rc = og_cli_parse(&o, argc, argv);
+    int rc = og_cli_parse(&o, OG_CLI_GENERATE, argc, argv);
     if (rc >= 0)
         return rc;
-    og_log_set_level(o.verbose >= 2 ? OG_LOG_DEBUG : o.verbose ? OG_LOG_INFO : OG_LOG_WARN);
-    if (!o.prompt_file && !o.p.prompt) {
-        fprintf(stderr, "omnigen: nothing to draw: give --prompt TEXT or --prompt-file FILE\n"
-                        "(omnigen --help lists the flags)\n");
-        return OG_EXIT_USAGE;
-    }
-    if (o.prompt_file && o.p.prompt) {
-        fprintf(stderr, "omnigen: --prompt and --prompt-file: give one of them\n");
-        return OG_EXIT_USAGE;
-    }
-    if (!og_cli_check_backend(&o.lp))
-        return OG_EXIT_USAGE;
-    if (!o.model)
-        o.model = og_cli_default_model();
 
     og_ctx *ctx;
     if (og_load_dir(&ctx, o.model, &o.lp) != OG_OK) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,7 +224,7 @@ static bool apply_flag(og_cli_opts *o, const flag_def *f, const char *name, cons
     return false;
 }
 
-void og_cli_opts_init(og_cli_opts *o, og_cli_mode mode)
+static void opts_init(og_cli_opts *o, og_cli_mode mode)
 {
     *o = (og_cli_opts){.mode = mode, .host = "127.0.0.1", .port = 8080,
                        .p = OG_GEN_PARAMS_DEFAULT, .lp = OG_LOAD_PARAMS_DEFAULT};
@@ -234,7 +235,8 @@ void og_cli_opts_init(og_cli_opts *o, og_cli_mode mode)
 #endif
 }
 
-int og_cli_parse(og_cli_opts *o, int argc, char **argv)
+/* The flags of argv[1..argc); -1 to go on, else the exit code. */
+static int parse_flags(og_cli_opts *o, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -306,7 +308,8 @@ int og_cli_parse(og_cli_opts *o, int argc, char **argv)
 
 /* ---- model folder and devices ----------------------------------------------------------------- */
 
-const char *og_cli_default_model(void)
+/* $OMNIGEN_MODEL, else the bundled models/zimage-tiny of the source tree. */
+static const char *default_model(void)
 {
     const char *env = getenv("OMNIGEN_MODEL");
     if (env && *env)
@@ -314,7 +317,8 @@ const char *og_cli_default_model(void)
     return OG_SOURCE_DIR "/models/zimage-tiny";
 }
 
-bool og_cli_check_backend(const og_load_params *lp)
+/* --backend cuda needs a CUDA build and a visible GPU; --devices needs --backend cuda. */
+static bool check_backend(const og_load_params *lp)
 {
     if (lp->backend != OG_BACKEND_CUDA) {
         if (lp->devices)
@@ -341,3 +345,27 @@ bool og_cli_check_backend(const og_load_params *lp)
 #endif
 }
 
+/* ---- the whole command line ------------------------------------------------------------------- */
+
+int og_cli_parse(og_cli_opts *o, og_cli_mode mode, int argc, char **argv)
+{
+    opts_init(o, mode);
+    int rc = parse_flags(o, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (mode == OG_CLI_GENERATE && !o->prompt_file && !o->p.prompt) {
+        fprintf(stderr, "omnigen: nothing to draw: give --prompt TEXT or --prompt-file FILE\n"
+                        "(omnigen --help lists the flags)\n");
+        return OG_EXIT_USAGE;
+    }
+    if (o->prompt_file && o->p.prompt) {
+        fprintf(stderr, "omnigen: --prompt and --prompt-file: give one of them\n");
+        return OG_EXIT_USAGE;
+    }
+    og_log_set_level(o->verbose >= 2 ? OG_LOG_DEBUG : o->verbose ? OG_LOG_INFO : OG_LOG_WARN);
+    if (!check_backend(&o->lp))
+        return OG_EXIT_USAGE;
+    if (!o->model)
+        o->model = default_model();
+    return -1;
+}

@@ -4,8 +4,6 @@
 #ifndef OG_CLI_OPTIONS_H
 #define OG_CLI_OPTIONS_H
 
-#include <stdbool.h>
-
 #include "pipeline/omnigen.h"
 
 #define OG_EXIT_USAGE 2
@@ -14,7 +12,7 @@ typedef enum { OG_CLI_GENERATE = 0, OG_CLI_SERVE } og_cli_mode;
 
 typedef struct {
     og_cli_mode mode;
-    const char *model;       /* NULL until given: og_cli_default_model() */
+    const char *model;       /* the model folder */
     const char *prompt_file; /* generate */
     const char *host;        /* serve: address to bind (default 127.0.0.1) */
     int port;                /* serve: 0 = any free port (printed at start) */
@@ -23,13 +21,12 @@ typedef struct {
     int verbose;
 } og_cli_opts;
 
-void og_cli_opts_init(og_cli_opts *o, og_cli_mode mode);
-/* Parses argv[1..argc) (argv[0] is the subcommand or program). Returns -1 to go on, else the
- * exit code: 0 after --help or --version, OG_EXIT_USAGE after a bad flag (message printed). */
-int og_cli_parse(og_cli_opts *o, int argc, char **argv);
-/* $OMNIGEN_MODEL, else the bundled models/zimage-tiny of the source tree. */
-const char *og_cli_default_model(void);
-/* --backend cuda needs a CUDA build and a visible GPU; --devices needs --backend cuda. */
-bool og_cli_check_backend(const og_load_params *lp);
+/* Fills o for the subcommand from argv[1..argc) (argv[0] is the subcommand or program): the
+ * flags, a prompt for generate, the log level of -v, the backend check (--backend cuda needs a
+ * CUDA build and a visible GPU; --devices needs --backend cuda) and the model folder (when not
+ * given: $OMNIGEN_MODEL, else the bundled models/zimage-tiny of the source tree). Returns -1 to
+ * go on, else the exit code: 0 after --help or --version, OG_EXIT_USAGE after a bad flag, value
+ * or combination (message printed). */
+int og_cli_parse(og_cli_opts *o, og_cli_mode mode, int argc, char **argv);
 
 #endif

@@ -15,15 +15,9 @@
 int og_cli_serve(int argc, char **argv)
 {
     og_cli_opts o;
-    og_cli_opts_init(&o, OG_CLI_SERVE);
-    int rc = og_cli_parse(&o, argc, argv);
+    int rc = og_cli_parse(&o, OG_CLI_SERVE, argc, argv);
     if (rc >= 0)
         return rc;
-    og_log_set_level(o.verbose >= 2 ? OG_LOG_DEBUG : o.verbose ? OG_LOG_INFO : OG_LOG_WARN);
-    if (!og_cli_check_backend(&o.lp))
-        return OG_EXIT_USAGE;
-    if (!o.model)
-        o.model = og_cli_default_model();
 
     /* Block the stop signals in every thread (the daemon's inherits the mask) and wait for
      * them here, so a signal never interrupts a generation half-way. */
