@@ -23,6 +23,15 @@ struct og_dit_rank {
     const og_zimage_cuda *w;
 };
 
+og_status og_dit_gpus_check(const char *devices)
+{
+    int list[OG_MAX_GPUS], count;
+    if (og_cuda_device_count() == 0)
+        return og_fail(OG_ERR_DEVICE, "--backend cuda: no CUDA GPU is visible on this machine "
+                                      "(use --backend cpu)");
+    return devices ? og_cuda_parse_devices(devices, list, OG_MAX_GPUS, &count) : OG_OK;
+}
+
 og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
 {
     *out = NULL;
@@ -120,6 +129,12 @@ static og_status no_cuda(void)
 {
     return og_fail(OG_ERR_UNSUPPORTED, "this omnigen was built without CUDA (rebuild with the "
                                        "CUDA toolkit installed, or use --backend cpu)");
+}
+
+og_status og_dit_gpus_check(const char *devices)
+{
+    (void)devices;
+    return no_cuda();
 }
 
 og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)

@@ -12,6 +12,10 @@
 typedef struct og_dit_gpus og_dit_gpus;
 typedef struct og_dit_rank og_dit_rank;
 
+/* Checks that the GPUs of a --devices list (NULL: all) can be used, without touching them:
+ * OG_ERR_DEVICE without a GPU, OG_ERR_INVALID_ARG for a bad list, OG_ERR_UNSUPPORTED without
+ * CUDA. og_load_dir calls it so that a wrong backend fails before any weight is read. */
+og_status og_dit_gpus_check(const char *devices);
 /* devices: a --devices list ("0,1"), or NULL for every visible GPU. */
 og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices);
 void og_dit_gpus_free(og_dit_gpus *g);

@@ -118,6 +118,8 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
 {
     *out = NULL;
     og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
+    if (params.backend == OG_BACKEND_CUDA)
+        OG_TRY(og_dit_gpus_check(params.devices));
     og_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx || !(ctx->root = strdup(model_dir))) {
         free(ctx);
