@@ -22,17 +22,24 @@ static void layernorm_ref(double *y, const float *x, const float *w, const float
     }
 }
 
+/* x[n] uniform in [-scale, scale) + offset, then w[nw] and b[nw] uniform in [-1, 1). */
+static void fill_inputs(og_test_rng *rng, float *x, size_t n, float scale, float offset, float *w,
+                        float *b, size_t nw)
+{
+    og_test_fill(rng, x, n, scale);
+    for (size_t i = 0; i < n; i++)
+        x[i] += offset;
+    og_test_fill(rng, w, nw, 1.0f);
+    og_test_fill(rng, b, nw, 1.0f);
+}
+
 static void check_layernorm(og_test_rng *rng, int64_t rows, int64_t dim, int affine, float offset)
 {
     size_t n = (size_t)(rows * dim);
     float *x = malloc(n * 4), *y = malloc(n * 4);
     float *w = malloc((size_t)dim * 4), *b = malloc((size_t)dim * 4);
     double *ref = malloc(n * 8);
-    og_test_fill(rng, x, n, 2.0f);
-    for (size_t i = 0; i < n; i++)
-        x[i] += offset;
-    og_test_fill(rng, w, (size_t)dim, 1.0f);
-    og_test_fill(rng, b, (size_t)dim, 1.0f);
+    fill_inputs(rng, x, n, 2.0f, offset, w, b, (size_t)dim);
     const float *wp = affine >= 1 ? w : NULL, *bp = affine == 2 ? b : NULL;
     layernorm_ref(ref, x, wp, bp, rows, dim, 1e-6);
     og_layernorm(y, x, wp, bp, rows, dim, 1e-6f);
@@ -75,11 +82,7 @@ static void check_groupnorm(og_test_rng *rng, int64_t c, int64_t hw, int groups,
     float *x = malloc(n * 4), *y = malloc(n * 4);
     float *w = malloc((size_t)c * 4), *b = malloc((size_t)c * 4);
     double *ref = malloc(n * 8);
-    og_test_fill(rng, x, n, 1.5f);
-    for (size_t i = 0; i < n; i++)
-        x[i] += 0.75f;
-    og_test_fill(rng, w, (size_t)c, 1.0f);
-    og_test_fill(rng, b, (size_t)c, 1.0f);
+    fill_inputs(rng, x, n, 1.5f, 0.75f, w, b, (size_t)c);
     /* A group is a LayerNorm row of its channels; the affine is per channel. */
     layernorm_ref(ref, x, NULL, NULL, groups, c / groups * hw, 1e-6);
     if (affine)
