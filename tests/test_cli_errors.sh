@@ -36,7 +36,7 @@ expect 2 "--prompt: missing value" --model "$tiny" --prompt --steps 1 -o "$tmp/o
 expect 2 "unexpected argument 'cat'" "${ok[@]}" cat
 expect 2 "--help takes no value" "${ok[@]}" --help=yes
 expect 2 "give --prompt TEXT or --prompt-file FILE" --model "$tiny" -o "$tmp/out/x.png"
-expect 2 "--devices: only used with --backend cuda" "${ok[@]}" --devices 0
+expect 2 "--devices: only used with --backend cuda" "${ok[@]}" --backend cpu --devices 0
 
 # Sizes, steps and layouts, refused before any weight is read.
 expect 2 "width 100 is not a multiple of 16" "${ok[@]}" --width 100
