@@ -5,8 +5,11 @@ Builds a random-weight ZImageTransformer2DModel (fp32) of the medium benchmark c
 in the diffusers layout (DIR/transformer/) with the inputs (DIR/inputs.safetensors: latents,
 caption features, model time), times forward() with torch.set_num_threads(THREADS), and stores
 its output (DIR/reference_out.safetensors) so the C side can check it computed the same thing.
+Prints one JSON line. With --bf16 it then times the same model cast to bfloat16
+(model.to(torch.bfloat16), bf16 inputs) and prints a second line with that output's relative
+error against the fp32 output.
 
-    python3 bench/zimage_step_ref.py DIR --threads 2 --runs 3
+    python3 bench/zimage_step_ref.py DIR --threads 2 --runs 3 [--bf16]
 """
 import argparse
 import json
@@ -30,6 +33,7 @@ def main():
     ap.add_argument("--size", type=int, default=512, help="image side in pixels")
     ap.add_argument("--cap-len", type=int, default=128)
     ap.add_argument("--cap-dim", type=int, default=2560)
+    ap.add_argument("--bf16", action="store_true", help="also time the model in bfloat16")
     args = ap.parse_args()
 
     from diffusers import ZImageTransformer2DModel
@@ -56,22 +60,34 @@ def main():
     save_file({"latents": latents.contiguous(), "cap_feats": cap.contiguous(), "t": t},
               os.path.join(args.dir, "inputs.safetensors"))
 
-    def step():
-        with torch.no_grad():
-            return model([latents.unsqueeze(1)], t, [cap], return_dict=False)[0][0]
+    def timed(dtype):
+        def step():
+            with torch.no_grad():
+                return model([latents.unsqueeze(1).to(dtype)], t, [cap.to(dtype)],
+                             return_dict=False)[0][0]
 
-    out = step()  # warm-up
-    times, cpu = [], 0.0
-    for _ in range(args.runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = step()
-        times.append(time.perf_counter() - t0)
-        cpu += time.process_time() - c0
-    save_file({"out": out.squeeze(1).contiguous()}, os.path.join(args.dir, "reference_out.safetensors"))
-    print(json.dumps({"impl": "diffusers", "torch": torch.__version__, "threads": args.threads,
-                      "median_s": statistics.median(times), "min_s": min(times),
-                      "cpu_s_per_step": cpu / args.runs, "times_s": times,
-                      "image_tokens": (lat // 2) ** 2, "caption_tokens": args.cap_len}))
+        out = step()  # warm-up
+        times, cpu = [], 0.0
+        for _ in range(args.runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = step()
+            times.append(time.perf_counter() - t0)
+            cpu += time.process_time() - c0
+        return out.squeeze(1).float().contiguous(), {
+            "impl": "diffusers", "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+            "torch": torch.__version__, "threads": args.threads,
+            "median_s": statistics.median(times), "min_s": min(times),
+            "cpu_s_per_step": cpu / args.runs, "times_s": times,
+            "image_tokens": (lat // 2) ** 2, "caption_tokens": args.cap_len}
+
+    out, info = timed(torch.float32)
+    save_file({"out": out}, os.path.join(args.dir, "reference_out.safetensors"))
+    print(json.dumps(info), flush=True)
+    if args.bf16:
+        model.to(torch.bfloat16)
+        out16, info = timed(torch.bfloat16)
+        info["rel_err_vs_fp32"] = float((out16 - out).abs().max() / out.abs().max())
+        print(json.dumps(info))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,18 @@ typedef enum { OG_GEMM_EXACT = 0, OG_GEMM_BF16 } og_gemm_precision;
 og_status og_gemm_set_precision(og_gemm_precision p);
 og_gemm_precision og_gemm_get_precision(void);
 
+/* Linear weights prepared once for OG_GEMM_BF16: W[N, K] (f32 or bf16) rounded to bf16 and laid
+ * out the way the library's bf16 kernels read them, so that no call repacks them. Fails with
+ * OG_ERR_UNSUPPORTED in an OpenBLAS build. With OG_GEMM_BF16 og_attention's two products run on
+ * the bf16 units as well (q, k, v and the probabilities rounded to bf16, softmax in f32). */
+typedef struct og_packed_weights og_packed_weights;
+og_status og_pack_weights_bf16(og_packed_weights **out, const void *w, og_dtype wt, int64_t N,
+                               int64_t K);
+/* y[M, N] = bf16(x[M, K]) . W^T (+ bias[N]) with packed weights; f32 accumulation and output. */
+og_status og_linear_packed(float *y, const float *x, int64_t M, const og_packed_weights *w,
+                           const float *bias);
+void og_packed_weights_free(og_packed_weights *w);
+
 /* ---- normalisation ------------------------------------------------------------------------- */
 
 /* y = (x - mean) / sqrt(var + eps) * w + b over the last dim; w and/or b may be NULL. y may be x. */

@@ -231,6 +231,45 @@ static og_status get_matrix(og_weights *w, const char *name, int64_t rows, int64
     return OG_OK;
 }
 
+/* Packs the stacked rows of n weight matrices (f32 or bf16, K columns each) for the bf16
+ * precision, through one bf16 buffer. */
+static og_status pack_stacked(og_packed_weights **out, const og_tensor *const *src, int n,
+                              int64_t K)
+{
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++)
+        rows += src[i]->shape[0];
+    uint16_t *buf = malloc((size_t)(rows * K) * sizeof *buf), *p = buf;
+    if (!buf)
+        return og_fail(OG_ERR_OOM, "cannot allocate %lld x %lld bf16 weights", (long long)rows,
+                       (long long)K);
+    for (int i = 0; i < n; i++) {
+        size_t count = (size_t)og_tensor_numel(src[i]);
+        if (src[i]->dtype == OG_BF16)
+            memcpy(p, src[i]->data, count * sizeof *p);
+        else
+            og_from_f32(p, OG_BF16, src[i]->data, count);
+        p += count;
+    }
+    og_status st = og_pack_weights_bf16(out, buf, OG_BF16, rows, K);
+    free(buf);
+    return st;
+}
+
+/* The block's packed weights for the bf16 GEMM precision (see zimage_block.bf16). A block with
+ * f16 weights keeps them: og_linear runs f16 on the exact path in either precision. */
+static og_status block_pack_bf16(const og_zimage_config *c, zimage_block *b)
+{
+    const og_tensor *all[7] = {&b->to_q, &b->to_k, &b->to_v, &b->w1, &b->w3, &b->to_out, &b->w2};
+    for (int i = 0; i < 7; i++)
+        if (all[i]->dtype == OG_F16)
+            return OG_OK;
+    OG_TRY(pack_stacked(&b->bf16.qkv, all, 3, c->dim));
+    OG_TRY(pack_stacked(&b->bf16.w13, all + 3, 2, c->dim));
+    OG_TRY(pack_stacked(&b->bf16.out, all + 5, 1, c->dim));
+    return pack_stacked(&b->bf16.w2, all + 6, 1, c->ffn_dim);
+}
+
 static og_status load_block(og_zimage *m, const char *prefix, bool modulated, zimage_block *b)
 {
     const og_zimage_config *c = &m->c;
@@ -260,6 +299,8 @@ static og_status load_block(og_zimage *m, const char *prefix, bool modulated, zi
                                      &b->ada_b));
     }
 #undef KEY
+    if (og_gemm_get_precision() == OG_GEMM_BF16)
+        OG_TRY(block_pack_bf16(c, b));
     return OG_OK;
 }
 
@@ -335,9 +376,17 @@ void og_zimage_free(og_zimage *m)
 {
     if (!m)
         return;
-    free(m->noise_refiner);
-    free(m->context_refiner);
-    free(m->layers);
+    zimage_block *groups[3] = {m->noise_refiner, m->context_refiner, m->layers};
+    int counts[3] = {m->c.n_refiner_layers, m->c.n_refiner_layers, m->c.n_layers};
+    for (int g = 0; g < 3; g++) {
+        for (int i = 0; groups[g] && i < counts[g]; i++) {
+            og_packed_weights_free(groups[g][i].bf16.qkv);
+            og_packed_weights_free(groups[g][i].bf16.w13);
+            og_packed_weights_free(groups[g][i].bf16.out);
+            og_packed_weights_free(groups[g][i].bf16.w2);
+        }
+        free(groups[g]);
+    }
     og_weights_free(m->w);
     free(m);
 }

@@ -16,7 +16,10 @@
  * Latents are [in_channels, H, W] (the pipeline's latent frame, batch 1, one frame); the output
  * is the raw model output of the same shape, which the Z-Image pipeline NEGATES before the
  * scheduler step. Weights are read by their diffusers key names (layers.{i}.attention.to_q, ...)
- * from single or sharded safetensors, in their stored dtype (f32, bf16, f16).
+ * from single or sharded safetensors, in their stored dtype (f32, bf16, f16). With
+ * og_gemm_set_precision(OG_GEMM_BF16) set before og_zimage_load, the block weights (f32 or bf16)
+ * are also packed as bf16 at load and the forward runs its GEMMs and attention on the bf16 units
+ * (AMX): ~2x faster on the CPU, ~3e-3 relative error against fp32.
  *
  * Sequence parallelism (see docs/sampling.md and the comment at the top of dit/zimage.c): every
  * rank gets the full latents and caption, computes only its own token shard through every

@@ -11,26 +11,52 @@
 
 size_t zimage_block_scratch_floats(const og_zimage_config *c, int64_t n)
 {
-    /* xn, q, k, v at [n, dim]; the FFN's two hidden activations at [n, ffn]; +16 per buffer
-     * for the arena's 64-byte alignment. */
-    return (size_t)(4 * (n * c->dim + 16) + 2 * (n * c->ffn_dim + 16));
+    /* xn at [n, dim], q/k/v at [n, 3 dim], the FFN's two hidden activations at [n, 2 ffn]; +16
+     * per buffer for the arena's 64-byte alignment. */
+    return (size_t)(4 * n * c->dim + 2 * n * c->ffn_dim + 3 * 16);
 }
 
 static og_status block_attention(const og_zimage_config *c, zimage_attn_scope scope,
-                                 const float *q, const float *k, const float *v, float *out,
-                                 int64_t n, og_arena *scratch)
+                                 const float *q, const float *k, const float *v, int64_t stride,
+                                 float *out, int64_t n, og_arena *scratch)
 {
     float scale = 1.0f / sqrtf((float)c->head_dim);
     if (scope.sp) {
         og_sp_attn_args a = {.seq = scope.seq, .heads = c->n_heads, .head_dim = c->head_dim,
                              .scale = scale, .q = q, .k = k, .v = v, .out = out,
-                             .scratch = scratch};
+                             .scratch = scratch, .qkv_stride = stride};
         return og_sp_attention(scope.sp, &a);
     }
     og_attn_desc d = {.sq = n, .skv = n, .heads = c->n_heads, .kv_heads = c->n_heads,
-                      .head_dim = c->head_dim, .q_stride = c->dim, .k_stride = c->dim,
-                      .v_stride = c->dim, .o_stride = c->dim, .scale = scale};
+                      .head_dim = c->head_dim, .q_stride = stride, .k_stride = stride,
+                      .v_stride = stride, .o_stride = c->dim, .scale = scale};
     return og_attention(&d, q, k, v, out, NULL);
+}
+
+/* Per-head RMSNorm of q or k whose tokens are `stride` floats apart. */
+static void head_rmsnorm(const og_zimage_config *c, float *x, const float *w, int64_t n,
+                         int64_t stride)
+{
+    if (stride == c->dim) {
+        og_rmsnorm(x, x, w, n * c->n_heads, c->head_dim, 1e-5f);
+        return;
+    }
+#pragma omp parallel for
+    for (int64_t t = 0; t < n; t++)
+        og_rmsnorm(x + t * stride, x + t * stride, w, c->n_heads, c->head_dim, 1e-5f);
+}
+
+/* g[t, :] = silu(gate[t, :]) * up[t, :] for ffn-wide rows `stride` floats apart in gate and up. */
+static void swiglu_rows(float *g, const float *gate, const float *up, int64_t n, int64_t ffn,
+                        int64_t stride)
+{
+    if (stride == ffn) {
+        og_swiglu(g, gate, up, n * ffn);
+        return;
+    }
+#pragma omp parallel for
+    for (int64_t t = 0; t < n; t++)
+        og_swiglu(g + t * ffn, gate + t * stride, up + t * stride, ffn);
 }
 
 og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b, float *x,
@@ -41,49 +67,65 @@ og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b,
     const float eps = c->norm_eps;
     size_t mark = og_arena_mark(scratch);
     float *xn = og_arena_alloc(scratch, (size_t)(n * dim) * sizeof(float));
-    float *q = og_arena_alloc(scratch, (size_t)(n * dim) * sizeof(float));
-    float *k = og_arena_alloc(scratch, (size_t)(n * dim) * sizeof(float));
-    float *v = og_arena_alloc(scratch, (size_t)(n * dim) * sizeof(float));
-    float *h1 = og_arena_alloc(scratch, (size_t)(n * ffn) * sizeof(float));
-    float *h3 = og_arena_alloc(scratch, (size_t)(n * ffn) * sizeof(float));
-    if (!xn || !q || !k || !v || !h1 || !h3)
+    float *qkv = og_arena_alloc(scratch, (size_t)(3 * n * dim) * sizeof(float));
+    float *hid = og_arena_alloc(scratch, (size_t)(2 * n * ffn) * sizeof(float));
+    if (!xn || !qkv || !hid)
         return og_fail_context(OG_ERR_OOM, "Z-Image block scratch for %lld tokens", (long long)n);
     const float *scale_msa = mod, *gate_msa = mod ? mod + dim : NULL;
     const float *scale_mlp = mod ? mod + 2 * dim : NULL, *gate_mlp = mod ? mod + 3 * dim : NULL;
+    /* With the packed bf16 weights, q/k/v come out of one GEMM as [n, q | k | v] rows and the FFN's gate
+     * and up halves as [n, w1 | w3] rows; otherwise each is its own [n, width] block. */
+    const bool fused = b->bf16.qkv != NULL;
+    const int64_t qs = fused ? 3 * dim : dim, hs = fused ? 2 * ffn : ffn;
+    float *q = qkv, *k = fused ? qkv + dim : qkv + n * dim, *v = fused ? qkv + 2 * dim
+                                                                      : qkv + 2 * n * dim;
+    float *gate = hid, *up = fused ? hid + ffn : hid + n * ffn;
 
     /* attention */
     og_rmsnorm(xn, x, b->attention_norm1, n, dim, eps);
     if (scale_msa)
         og_modulate(xn, xn, scale_msa, NULL, n, dim);
     og_status st = OG_OK;
-    if ((st = og_linear(q, xn, n, dim, b->to_q.data, b->to_q.dtype, dim, NULL)) ||
-        (st = og_linear(k, xn, n, dim, b->to_k.data, b->to_k.dtype, dim, NULL)) ||
-        (st = og_linear(v, xn, n, dim, b->to_v.data, b->to_v.dtype, dim, NULL)))
+    if (fused)
+        st = og_linear_packed(qkv, xn, n, b->bf16.qkv, NULL);
+    else if ((st = og_linear(q, xn, n, dim, b->to_q.data, b->to_q.dtype, dim, NULL)) == OG_OK &&
+             (st = og_linear(k, xn, n, dim, b->to_k.data, b->to_k.dtype, dim, NULL)) == OG_OK)
+        st = og_linear(v, xn, n, dim, b->to_v.data, b->to_v.dtype, dim, NULL);
+    if (st)
         goto done;
     if (b->norm_q) {
-        og_rmsnorm(q, q, b->norm_q, n * c->n_heads, c->head_dim, 1e-5f);
-        og_rmsnorm(k, k, b->norm_k, n * c->n_heads, c->head_dim, 1e-5f);
+        head_rmsnorm(c, q, b->norm_q, n, qs);
+        head_rmsnorm(c, k, b->norm_k, n, qs);
     }
-    og_rope_interleaved(q, n, c->n_heads, c->head_dim, dim, rope_cos, rope_sin);
-    og_rope_interleaved(k, n, c->n_heads, c->head_dim, dim, rope_cos, rope_sin);
-    if ((st = block_attention(c, scope, q, k, v, xn, n, scratch)) ||
-        (st = og_linear(q, xn, n, dim, b->to_out.data, b->to_out.dtype, dim, NULL)))
+    og_rope_interleaved(q, n, c->n_heads, c->head_dim, qs, rope_cos, rope_sin);
+    og_rope_interleaved(k, n, c->n_heads, c->head_dim, qs, rope_cos, rope_sin);
+    if ((st = block_attention(c, scope, q, k, v, qs, xn, n, scratch)))
+        goto done;
+    st = fused ? og_linear_packed(q, xn, n, b->bf16.out, NULL)
+               : og_linear(q, xn, n, dim, b->to_out.data, b->to_out.dtype, dim, NULL);
+    if (st)
         goto done;
     og_rmsnorm(q, q, b->attention_norm2, n, dim, eps);
     og_gated_residual(x, q, gate_msa, n, dim);
 
-    /* feed-forward */
+    /* feed-forward; silu(w1 h) * w3 h goes to the q/k/v buffer, free by now and wide enough
+     * (3 dim >= ffn) */
     og_rmsnorm(xn, x, b->ffn_norm1, n, dim, eps);
     if (scale_mlp)
         og_modulate(xn, xn, scale_mlp, NULL, n, dim);
-    if ((st = og_linear(h1, xn, n, dim, b->w1.data, b->w1.dtype, ffn, NULL)) ||
-        (st = og_linear(h3, xn, n, dim, b->w3.data, b->w3.dtype, ffn, NULL)))
+    if (fused)
+        st = og_linear_packed(hid, xn, n, b->bf16.w13, NULL);
+    else if ((st = og_linear(gate, xn, n, dim, b->w1.data, b->w1.dtype, ffn, NULL)) == OG_OK)
+        st = og_linear(up, xn, n, dim, b->w3.data, b->w3.dtype, ffn, NULL);
+    if (st)
         goto done;
-    og_swiglu(h1, h1, h3, n * ffn);
-    if ((st = og_linear(q, h1, n, ffn, b->w2.data, b->w2.dtype, dim, NULL)))
+    swiglu_rows(qkv, gate, up, n, ffn, hs);
+    st = fused ? og_linear_packed(xn, qkv, n, b->bf16.w2, NULL)
+               : og_linear(xn, qkv, n, ffn, b->w2.data, b->w2.dtype, dim, NULL);
+    if (st)
         goto done;
-    og_rmsnorm(q, q, b->ffn_norm2, n, dim, eps);
-    og_gated_residual(x, q, gate_mlp, n, dim);
+    og_rmsnorm(xn, xn, b->ffn_norm2, n, dim, eps);
+    og_gated_residual(x, xn, gate_mlp, n, dim);
 done:
     og_arena_release(scratch, mark);
     return st;

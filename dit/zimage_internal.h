@@ -3,6 +3,7 @@
 #ifndef OG_DIT_ZIMAGE_INTERNAL_H
 #define OG_DIT_ZIMAGE_INTERNAL_H
 
+#include "core/ops.h"
 #include "core/tensor.h"
 #include "dit/zimage.h"
 #include "io/weights.h"
@@ -18,6 +19,12 @@ typedef struct {
     bool modulated;
     og_tensor ada_w; /* [4 * dim, adaln_dim] */
     float *ada_b;    /* [4 * dim] */
+    /* Made at load only in the bf16 GEMM precision (og_gemm_set_precision(OG_GEMM_BF16)) from
+     * f32 or bf16 weights: packed bf16 copies, q/k/v stacked into qkv [3 dim, dim] and w1/w3 into
+     * w13 [2 ffn, dim] so that each runs as one GEMM. NULL otherwise. */
+    struct {
+        og_packed_weights *qkv, *w13, *out, *w2;
+    } bf16;
 } zimage_block;
 
 /* Where a block's attention runs: over the n tokens it is given (sp NULL), or as this rank's

@@ -104,6 +104,36 @@ static int bf16_case(uint64_t seed, int64_t M, int64_t K, int64_t N, bool with_b
     return !(err < 1e-5);
 }
 
+/* og_pack_weights_bf16 from f32 weights, then og_linear_packed, vs double on
+ * bf16(x) . bf16(W)^T (+ bias): the packed layout serves any row count. */
+static void packed_case(og_test_rng *rng, int64_t M, int64_t K, int64_t N, bool with_bias)
+{
+    float *x = malloc((size_t)(M * K) * 4), *w = malloc((size_t)(N * K) * 4);
+    float *b = malloc((size_t)N * 4), *y = malloc((size_t)(M * N) * 4);
+    double *R = malloc((size_t)(M * N) * 8);
+    og_test_fill(rng, x, (size_t)(M * K), 1.0f);
+    og_test_fill(rng, w, (size_t)(N * K), 0.5f);
+    og_test_fill(rng, b, (size_t)N, 1.0f);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = with_bias ? b[j] : 0.0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)og_bf16_to_f32(og_f32_to_bf16(x[i * K + k])) *
+                       og_bf16_to_f32(og_f32_to_bf16(w[j * K + k]));
+            R[i * N + j] = acc;
+        }
+    og_packed_weights *p = NULL;
+    CHECK_OK(og_pack_weights_bf16(&p, w, OG_F32, N, K));
+    if (p) {
+        CHECK_OK(og_linear_packed(y, x, M, p, with_bias ? b : NULL));
+        double err = og_test_rel_err(y, R, (size_t)(M * N));
+        CHECK(err < 1e-5, "packed bf16 linear M %lld K %lld N %lld: rel err %.3g", (long long)M,
+              (long long)K, (long long)N, err);
+    }
+    og_packed_weights_free(p);
+    free(x), free(w), free(b), free(y), free(R);
+}
+
 /* Each thread runs shapes M = first, first + 2, ...: 70 shapes in all, beyond the cache size. */
 static void *bf16_worker(void *arg)
 {
@@ -136,6 +166,7 @@ int main(void)
         if (types[i] != OG_F32)
             linear_case(&rng, types[i], 5, 4099, 2100, true); /* two 32 MB weight tiles */
     }
+    const float dummy_w[4] = {0};
     if (og_gemm_set_precision(OG_GEMM_BF16) == OG_OK) {
         CHECK(og_gemm_get_precision() == OG_GEMM_BF16, "precision readback");
         CHECK(bf16_case(7, 300, 513, 129, true) == 0, "bf16 precision, large");
@@ -147,12 +178,18 @@ int main(void)
             pthread_join(th[i], NULL);
         CHECK(args[0] == 0 && args[1] == 0, "bf16 precision from two threads: %d + %d failures",
               args[0], args[1]);
+        packed_case(&rng, 300, 513, 129, true);
+        packed_case(&rng, 1, 64, 1030, false);
+        packed_case(&rng, 1100, 96, 70, false);
         CHECK_OK(og_gemm_set_precision(OG_GEMM_EXACT));
         linear_case(&rng, OG_BF16, 7, 33, 19, true); /* exact again */
     } else {
         CHECK(strcmp(og_gemm_library(), "OpenBLAS") == 0, "bf16 precision refused with %s: %s",
               og_gemm_library(), og_error_message());
         CHECK(og_gemm_get_precision() == OG_GEMM_EXACT, "a refused setting changes nothing");
+        og_packed_weights *p = NULL;
+        CHECK(og_pack_weights_bf16(&p, dummy_w, OG_F32, 2, 2) == OG_ERR_UNSUPPORTED && !p,
+              "packing refused with %s", og_gemm_library());
     }
 
     float dummy[4] = {0};

@@ -1,18 +1,20 @@
 /* Blockwise (flash-style) attention on the CPU: a block of BQ queries against blocks of BK keys,
- * with an online softmax in fp32, so memory is O(BQ x BK) per thread whatever sq and skv are.
- * The query block is transposed once ([head_dim, BQ]), so scores come out key-major
+ * with an online softmax in fp32, so scores take O(BQ x BK) per thread whatever sq and skv are
+ * (keys and values are packed head by head once per call, a copy of their size). The query block is transposed once ([head_dim, BQ]), so scores come out key-major
  * (s[key][query]) straight from K's rows, and the softmax statistics (max, sum, rescale) are
  * vector operations across the block's queries. Scores are kept in base 2 (q is pre-scaled by
  * scale * log2(e)), so every exponential is an exp2. The two products (Q.K^T, P.V) are AVX-512
  * register-blocked kernels with plain loops as the portable fallback. Work is split over
  * (head, query block) with OpenMP, a head's query blocks next to each other so that the threads
- * share its keys and values in cache. */
+ * share its keys and values in cache.
+ * In the opt-in bf16 precision (og_gemm_set_precision(OG_GEMM_BF16)) the two products run on the
+ * GEMM library's bf16 units instead, whole score rows at a time (attention_bf16). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu/gemm.h"
 #include "core/cpu/vmath.h"
-#include "core/ops.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -22,6 +24,7 @@
 #define BK 128 /* keys per block (a multiple of 4: the score kernel takes keys four at a time) */
 #define LOG2E 1.4426950408889634
 #define LN2 0.6931471805599453
+#define SCORE_FLOATS (1 << 17) /* bf16 path: f32 scores held at a time (4 MB) */
 
 typedef struct {
     float *qt;    /* [head_dim, BQ] pre-scaled queries, transposed; columns past the block are 0 */
@@ -31,7 +34,6 @@ typedef struct {
     float *m;     /* [BQ] running max (base-2 units; -inf while a query has seen nothing) */
     float *l;     /* [BQ] running sum of exp2(s - m) */
     float *alpha; /* [BQ] factor the old output is scaled by in this step */
-    float *kb, *vb; /* [BK, dh] packed key and value rows of the current block */
 } attn_scratch;
 
 /* s[j, 0:BQ] = k[j, :] . qt[:, 0:BQ] for keys j < n (rows up to n rounded to 4 are written). */
@@ -174,14 +176,13 @@ static void pv_block(float *restrict o, const float *restrict p, const float *re
 #endif
 }
 
-/* One (head, query block): queries q0..q0+nq of head h against every visible key. */
-static void attn_block(const og_attn_desc *d, const float *q, const float *k, const float *v,
+/* One (head, query block): queries q0..q0+nq of head h against every visible key; kh and vh are
+ * the head's keys and values packed [skv, dh]. */
+static void attn_block(const og_attn_desc *d, const float *q, const float *kh, const float *vh,
                        float *out, float *lse, int h, int64_t q0, int nq, int dp,
                        attn_scratch *w)
 {
     const int dh = d->head_dim;
-    const int group = d->heads / (d->kv_heads ? d->kv_heads : d->heads);
-    const int64_t kvoff = (int64_t)(h / group) * dh;
     const int rows = (nq + 3) & ~3;
     const float qs = (float)(d->scale * LOG2E);
 
@@ -208,13 +209,7 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
             any = d->kv_valid[j0 + j] != 0;
         if (!any)
             continue;
-        /* Packing the block's rows makes the kernels' reads contiguous: tokens of one head are
-         * heads * head_dim apart, a page or more, and every row would cost a TLB miss. */
-        for (int j = 0; j < n; j++) {
-            memcpy(w->kb + (int64_t)j * dh, k + (j0 + j) * d->k_stride + kvoff, (size_t)dh * 4);
-            memcpy(w->vb + (int64_t)j * dh, v + (j0 + j) * d->v_stride + kvoff, (size_t)dh * 4);
-        }
-        scores_block(w->s, w->qt, w->kb, dh, n, dh, w->zero);
+        scores_block(w->s, w->qt, kh + j0 * dh, dh, n, dh, w->zero);
         for (int j = 0; j < n; j++) {
             float *sj = w->s + (int64_t)j * BQ;
             int64_t first = 0; /* queries before `first` do not see key j0 + j */
@@ -227,7 +222,7 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
                 sj[i] = -INFINITY;
         }
         softmax_block(w->s, n, w->m, w->l, w->alpha);
-        pv_block(w->o, w->s, w->alpha, w->vb, dh, n, rows, dp, dh);
+        pv_block(w->o, w->s, w->alpha, vh + j0 * dh, dh, n, rows, dp, dh);
     }
 
     for (int i = 0; i < nq; i++) {
@@ -239,6 +234,123 @@ static void attn_block(const og_attn_desc *d, const float *q, const float *k, co
             lse[(q0 + i) * d->heads + h] =
                 l > 0.0f ? (float)(((double)w->m[i] + log2((double)l)) * LN2) : -INFINITY;
     }
+}
+
+/* Softmax numerators of one bf16-path score row: p[j] = bf16(2^(s[j] c - m)) over the keys the
+ * query sees (j < lim and valid; the rest get 0), m the row's max of s[j] c. Returns the sum of
+ * the rounded p (the P.V product multiplies exactly those) and stores m; a row that sees no key
+ * gets m = -inf and sum 0. Masked scores are set to -inf first so that the loops vectorise, and
+ * in 512-bit vectors (GCC's default for this CPU is 256): the row's exp2 is a good part of the
+ * bf16 attention's time. */
+__attribute__((target("prefer-vector-width=512"))) static float softmax_row_bf16(uint16_t *restrict p, float *restrict s, int64_t skv, int64_t lim,
+                              const uint8_t *valid, float c, float *m_out)
+{
+    if (valid || lim < skv) {
+#pragma omp simd
+        for (int64_t j = 0; j < skv; j++)
+            s[j] = j >= lim || (valid && !valid[j]) ? -INFINITY : s[j];
+    }
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < skv; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    const float m = mx * c;
+    float sum = 0.0f;
+    if (mx == -INFINITY) {
+        memset(p, 0, (size_t)skv * sizeof *p);
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < skv; j++) {
+            uint16_t b = og_f32_to_bf16(og_vexp2(s[j] * c - m));
+            p[j] = b;
+            sum += og_bf16_to_f32(b);
+        }
+    }
+    *m_out = m;
+    return sum;
+}
+
+/* dst[h, t, :] = bf16(src[t * stride + h * dh + :]): head-major, so that every matrix the bf16
+ * matmuls read is dense (the library's AMX kernels take dense operands only). */
+static void to_bf16_heads(uint16_t *dst, const float *src, int64_t tokens, int heads, int dh,
+                          int64_t stride)
+{
+#pragma omp parallel for if (tokens * heads * dh > 65536)
+    for (int64_t t = 0; t < tokens; t++)
+        for (int h = 0; h < heads; h++) {
+            const float *s = src + t * stride + (int64_t)h * dh;
+            uint16_t *o = dst + ((int64_t)h * tokens + t) * dh;
+#pragma omp simd
+            for (int c = 0; c < dh; c++)
+                o[c] = og_f32_to_bf16(s[c]);
+        }
+}
+
+/* q, k and v rounded to bf16 once, head-major; then per head and chunk of queries, S = q.k^T and
+ * O = P.v as two bf16 matmuls of the GEMM library with the exact f32 softmax between them.
+ * Memory: the bf16 copies and a [chunk, skv] block of scores, never sq x skv. */
+static og_status attention_bf16(const og_attn_desc *d, int kvh, const float *q, const float *k,
+                                const float *v, float *out, float *lse)
+{
+    const int dh = d->head_dim, group = d->heads / kvh;
+    const int64_t sq = d->sq, skv = d->skv, qw = (int64_t)d->heads * dh, kw = (int64_t)kvh * dh;
+    int64_t chunks = (sq * skv + SCORE_FLOATS - 1) / SCORE_FLOATS;
+    chunks = chunks < 1 ? 1 : chunks > sq ? sq : chunks;
+    const int64_t qc = (sq + chunks - 1) / chunks, off = skv - sq;
+    const float c = (float)(d->scale * LOG2E);
+    uint16_t *qb = malloc((size_t)(sq * qw) * 2), *kb = malloc((size_t)(skv * kw) * 2);
+    uint16_t *vb = malloc((size_t)(skv * kw) * 2), *pb = malloc((size_t)(qc * skv) * 2);
+    float *s = malloc((size_t)(qc * (skv + dh)) * sizeof *s);
+    float *m = malloc((size_t)qc * 2 * sizeof *m);
+    og_status st = OG_OK;
+    if (!qb || !kb || !vb || !pb || !s || !m) {
+        st = og_fail(OG_ERR_OOM, "attention (bf16): cannot allocate %lld x %lld scores",
+                     (long long)qc, (long long)skv);
+        goto done;
+    }
+    float *l = m + qc, *ob = s + qc * skv;
+    to_bf16_heads(qb, q, sq, d->heads, dh, d->q_stride);
+    to_bf16_heads(kb, k, skv, kvh, dh, d->k_stride);
+    to_bf16_heads(vb, v, skv, kvh, dh, d->v_stride);
+    for (int h = 0; h < d->heads && st == OG_OK; h++) {
+        const uint16_t *kh = kb + (int64_t)(h / group) * skv * dh;
+        const uint16_t *vh = vb + (int64_t)(h / group) * skv * dh;
+        for (int64_t q0 = 0; q0 < sq && st == OG_OK; q0 += qc) {
+            const int64_t nq = sq - q0 < qc ? sq - q0 : qc;
+            if ((st = og_gemm_bf16_strided(nq, skv, dh, qb + ((int64_t)h * sq + q0) * dh, dh, kh,
+                                           1, dh, s, skv)))
+                break;
+#pragma omp parallel for
+            for (int64_t i = 0; i < nq; i++) {
+                int64_t lim = d->causal ? q0 + i + off + 1 : skv;
+                lim = lim < 0 ? 0 : lim > skv ? skv : lim;
+                l[i] = softmax_row_bf16(pb + i * skv, s + i * skv, skv, lim, d->kv_valid, c,
+                                        &m[i]);
+            }
+            if ((st = og_gemm_bf16_strided(nq, dh, skv, pb, skv, vh, dh, 1, ob, dh)))
+                break;
+#pragma omp parallel for if (nq * dh > 65536)
+            for (int64_t i = 0; i < nq; i++) {
+                const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+                float *o = out + (q0 + i) * d->o_stride + (int64_t)h * dh;
+#pragma omp simd
+                for (int c0 = 0; c0 < dh; c0++)
+                    o[c0] = ob[i * dh + c0] * inv;
+                if (lse)
+                    lse[(q0 + i) * d->heads + h] =
+                        l[i] > 0.0f ? (float)(((double)m[i] + log2((double)l[i])) * LN2)
+                                    : -INFINITY;
+            }
+        }
+    }
+done:
+    free(qb);
+    free(kb);
+    free(vb);
+    free(pb);
+    free(s);
+    free(m);
+    return st;
 }
 
 og_status og_attention(const og_attn_desc *d, const float *q, const float *k, const float *v,
@@ -257,16 +369,32 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
                        "attention: a token stride is smaller than heads x head_dim");
     if (d->sq == 0)
         return OG_OK;
+    if (og_gemm_get_precision() == OG_GEMM_BF16 && d->skv > 0)
+        return attention_bf16(d, kvh, q, k, v, out, lse);
 
-    const int dp = (d->head_dim + 15) & ~15; /* output rows padded to whole vectors */
-    const int64_t nqb = (d->sq + BQ - 1) / BQ, items = nqb * d->heads;
+    const int dh = d->head_dim, dp = (dh + 15) & ~15; /* output rows padded to whole vectors */
+    const int64_t nqb = (d->sq + BQ - 1) / BQ, items = nqb * d->heads, skv = d->skv;
     /* Every part is a multiple of 16 floats, so each stays 64-byte aligned. */
-    const size_t floats =
-        (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ + 2 * (size_t)BK * dp;
+    const size_t floats = (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ;
+    /* Keys and values packed head by head ([kv_heads, skv, dh] each), once per call: the kernels
+     * then read contiguous rows, where tokens of one head are heads * head_dim apart (a page or
+     * more, a TLB miss per row), and no query block packs them again. */
+    float *kp = malloc((size_t)(2 * skv * kw + 1) * sizeof *kp), *vp = kp + skv * kw;
+    if (!kp)
+        return og_fail(OG_ERR_OOM, "attention: cannot allocate %lld packed key/value rows",
+                       (long long)skv);
     int oom = 0;
 
 #pragma omp parallel
     {
+#pragma omp for
+        for (int64_t j = 0; j < skv; j++)
+            for (int hh = 0; hh < kvh; hh++) {
+                memcpy(kp + (hh * skv + j) * dh, k + j * d->k_stride + (int64_t)hh * dh,
+                       (size_t)dh * sizeof *kp);
+                memcpy(vp + (hh * skv + j) * dh, v + j * d->v_stride + (int64_t)hh * dh,
+                       (size_t)dh * sizeof *vp);
+            }
         float *buf = aligned_alloc(64, floats * sizeof(float));
         attn_scratch w = {0};
         if (buf) {
@@ -277,8 +405,6 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
             w.m = w.zero + dp;
             w.l = w.m + BQ;
             w.alpha = w.l + BQ;
-            w.kb = w.alpha + BQ;
-            w.vb = w.kb + (size_t)BK * dp;
             memset(w.zero, 0, (size_t)dp * sizeof(float));
         } else {
 #pragma omp atomic write
@@ -291,10 +417,12 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
             const int h = (int)(it / nqb);
             const int64_t q0 = it % nqb * BQ;
             const int nq = (int)(d->sq - q0 < BQ ? d->sq - q0 : BQ);
-            attn_block(d, q, k, v, out, lse, h, q0, nq, dp, &w);
+            const int64_t kvoff = (int64_t)(h / (d->heads / kvh)) * skv * dh;
+            attn_block(d, q, kp + kvoff, vp + kvoff, out, lse, h, q0, nq, dp, &w);
         }
         free(buf);
     }
+    free(kp);
     if (oom)
         return og_fail(OG_ERR_OOM, "attention: cannot allocate per-thread scratch");
     return OG_OK;

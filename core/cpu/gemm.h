@@ -16,5 +16,13 @@ bool og_gemm_bf16_available(void);
 /* y[M, N] = bf16(x) . W^T (+ bias), W bf16 [N, K], f32 accumulation and output. */
 og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
                        int64_t N, const float *bias);
+/* C[M, N] = A[M, K] . B[K, N] on the bf16 units, f32 accumulation and output, at any strides:
+ * A[i, k] is A[i * lda + k], B[k, j] is B[k * bk + j * bn], C[i, j] is C[i * ldc + j]. The
+ * attention's bf16 path runs its two products through it. */
+og_status og_gemm_bf16_strided(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                               const uint16_t *B, int64_t bk, int64_t bn, float *C, int64_t ldc);
+
+/* dst[r, c] = bf16(src[r * ld + c]) for a [rows, cols] block, dst contiguous (linear.c). */
+void og_f32_to_bf16_rows(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld);
 
 #endif

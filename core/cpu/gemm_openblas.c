@@ -30,3 +30,25 @@ og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uin
 {
     return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
 }
+
+og_status og_gemm_bf16_strided(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                               const uint16_t *B, int64_t bk, int64_t bn, float *C, int64_t ldc)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
+}
+
+og_status og_pack_weights_bf16(og_packed_weights **out, const void *w, og_dtype wt, int64_t N,
+                               int64_t K)
+{
+    *out = NULL;
+    return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
+}
+
+og_status og_linear_packed(float *y, const float *x, int64_t M, const og_packed_weights *w,
+                           const float *bias)
+{
+    return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
+}
+
+/* og_pack_weights_bf16 never makes one in this build. */
+void og_packed_weights_free(og_packed_weights *w) { (void)w; }

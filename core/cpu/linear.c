@@ -84,6 +84,18 @@ static void widen_row(float *restrict dst, const uint16_t *restrict src, og_dtyp
     og_to_f32(dst + i, src + i, wt, (size_t)(n - i));
 }
 
+void og_f32_to_bf16_rows(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld)
+{
+#pragma omp parallel for if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *s = src + r * ld;
+        uint16_t *d = dst + r * cols;
+#pragma omp simd
+        for (int64_t c = 0; c < cols; c++)
+            d[c] = og_f32_to_bf16(s[c]);
+    }
+}
+
 /* y[M, N] = x . W^T for a few rows of x (M <= OG_GEMV_ROWS): a GEMV, bound by reading W. Each
  * weight row is widened a chunk at a time into a small buffer that stays in L1 and dotted with
  * every row of x, so W is read once at its stored 2 bytes per element. */
