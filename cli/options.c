@@ -42,6 +42,8 @@ static const char generate_usage[] =
     "  --cfg-degree N         2 runs the two guidance branches on separate ranks (default 1)\n"
     "  --backend cpu|cuda     where the DiT runs (default cuda when a GPU is visible, else cpu)\n"
     "  --devices LIST         GPUs to use with --backend cuda, e.g. 0,1 (default: all)\n"
+    "  --precision fp32|bf16  CPU compute: fp32 matches the reference; bf16 runs the matrix\n"
+    "                         products on AMX, ~2.5x faster, ~3e-3 relative error (default fp32)\n"
     "  --threads N            CPU threads in all, shared by the ranks (default: all cores)\n"
     "  -v, --verbose          more log output (twice: debug)\n"
     "  --help, --version\n"
@@ -61,7 +63,8 @@ static const char serve_usage[] =
     "  --width, --height, --steps, --guidance-scale, --seed, --negative-prompt\n"
     "                         defaults for requests that leave them out\n"
     "  --ulysses-degree, --ring-degree, --ulysses-mode, --cfg-degree, --threads,\n"
-    "  --backend, --devices   as for generate, for every request\n"
+    "  --backend, --devices, --precision\n"
+    "                         as for generate, for every request\n"
     "  -v, --verbose, --help, --version\n";
 
 /* ---- flag values ----------------------------------------------------------------------------- */
@@ -128,7 +131,7 @@ static bool parse_guidance(const char *flag, const char *s, float *out)
 
 typedef enum {
     F_HOST, F_PORT, F_MODEL, F_PROMPT, F_NEG, F_WIDTH, F_HEIGHT, F_STEPS, F_GUIDANCE, F_SEED, F_OUTPUT,
-    F_ULYSSES, F_RING, F_UMODE, F_CFG, F_BACKEND, F_DEVICES, F_THREADS, F_PROMPT_FILE,
+    F_ULYSSES, F_RING, F_UMODE, F_CFG, F_BACKEND, F_DEVICES, F_PRECISION, F_THREADS, F_PROMPT_FILE,
     F_HELP, F_VERSION, F_VERBOSE
 } flag_id;
 
@@ -159,6 +162,7 @@ static const flag_def flags[] = {
     {"--cfg-degree", NULL, F_CFG, true, BOTH},
     {"--backend", NULL, F_BACKEND, true, BOTH},
     {"--devices", NULL, F_DEVICES, true, BOTH},
+    {"--precision", NULL, F_PRECISION, true, BOTH},
     {"--threads", NULL, F_THREADS, true, BOTH},
     {"--prompt-file", NULL, F_PROMPT_FILE, true, GEN},
     {"--help", "-h", F_HELP, false, BOTH},
@@ -213,6 +217,10 @@ static bool apply_flag(og_cli_opts *o, const flag_def *f, const char *name, cons
             return usage_error("%s: expected cpu or cuda, got '%s'", name, v);
         return true;
     case F_DEVICES: o->lp.devices = v; return true;
+    case F_PRECISION:
+        if (og_precision_parse(v, &o->lp.precision) != OG_OK)
+            return usage_error("%s: expected fp32 or bf16, got '%s'", name, v);
+        return true;
     case F_THREADS:
         if (!parse_int(name, v, 0, 4096, "a thread count from 0 (all cores) to 4096", &n))
             return false;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/ops.h"
 #include "pipeline/pipeline_internal.h"
 #include "text/qwen3.h"
 #include "vae/autoencoder_kl.h"
@@ -27,6 +28,19 @@ og_status og_backend_parse(const char *s, og_backend *out)
 }
 
 const char *og_backend_name(og_backend b) { return b == OG_BACKEND_CUDA ? "cuda" : "cpu"; }
+
+og_status og_precision_parse(const char *s, og_precision *out)
+{
+    if (strcmp(s, "fp32") == 0)
+        *out = OG_PRECISION_FP32;
+    else if (strcmp(s, "bf16") == 0)
+        *out = OG_PRECISION_BF16;
+    else
+        return og_fail(OG_ERR_INVALID_ARG, "unknown precision '%s' (expected fp32 or bf16)", s);
+    return OG_OK;
+}
+
+const char *og_precision_name(og_precision p) { return p == OG_PRECISION_BF16 ? "bf16" : "fp32"; }
 
 /* The component must be listed with one of the classes (NULL-terminated). */
 static og_status expect_component(const og_model_dir *md, const char *name,
@@ -156,6 +170,10 @@ const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
 og_status og_ctx_load_weights(og_ctx *ctx)
 {
     og_status s;
+    /* Before the transformer loads: in bf16 its block weights are packed for AMX at load. */
+    const og_gemm_precision gp = ctx->lp.precision == OG_PRECISION_BF16 ? OG_GEMM_BF16 : OG_GEMM_EXACT;
+    if ((s = og_gemm_set_precision(gp)) != OG_OK)
+        return og_fail_context(s, "--precision %s", og_precision_name(ctx->lp.precision));
     if (!ctx->text && (s = og_qwen3_load(&ctx->text, ctx->text_dir)) != OG_OK)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)

@@ -148,12 +148,13 @@ static og_status write_png(const og_ctx *ctx, const og_gen_params *p, const og_i
              p->parallel.ulysses_degree, p->parallel.ring_degree, p->parallel.cfg_degree,
              og_ulysses_mode_name(p->parallel.ulysses_mode));
     snprintf(software, sizeof software, "omnigen %s", OG_VERSION);
-    og_image_text kv[10] = {
+    og_image_text kv[12] = {
         {"prompt", p->prompt}, {"seed", seed}, {"steps", steps}, {"guidance_scale", guidance},
         {"width", width}, {"height", height}, {"model", ctx->root}, {"parallel", parallel},
-        {"software", software},
+        {"backend", og_backend_name(ctx->lp.backend)},
+        {"precision", og_precision_name(ctx->lp.precision)}, {"software", software},
     };
-    int n = 9;
+    int n = 11;
     if (uses_cfg(p))
         kv[n++] = (og_image_text){"negative_prompt", p->negative_prompt ? p->negative_prompt : ""};
     return og_image_write_png(p->output, img->rgb, img->width, img->height, kv, n);

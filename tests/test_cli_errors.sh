@@ -28,6 +28,7 @@ expect 2 "--seed: expected an integer from 0" "${ok[@]}" --seed 1.5
 expect 2 "--guidance-scale: expected a number >= 0, got 'lots'" "${ok[@]}" --guidance-scale lots
 expect 2 "--ulysses-mode: expected strict or advanced_uaa, got 'loose'" "${ok[@]}" --ulysses-mode loose
 expect 2 "--backend: expected cpu or cuda, got 'tpu'" "${ok[@]}" --backend tpu
+expect 2 "--precision: expected fp32 or bf16, got 'fp16'" "${ok[@]}" --precision fp16
 expect 2 "--threads: expected a thread count" "${ok[@]}" --threads many
 expect 2 "unknown flag '--sampler'" "${ok[@]}" --sampler euler
 expect 2 "unknown flag '--stpes'" "${ok[@]}" --stpes=4

@@ -11,7 +11,7 @@ gen --prompt "a red cube" --seed 7 -o "$tmp/a.png" 2>"$tmp/err" || { cat "$tmp/e
 png info "$tmp/a.png" >"$tmp/info" || fail "a.png is not a valid PNG"
 [ "$(head -1 "$tmp/info")" = "64 48" ] || fail "a.png is $(head -1 "$tmp/info"), expected 64 48"
 for kv in "prompt=a red cube" "seed=7" "steps=2" "width=64" "height=48" "guidance_scale=0" \
-          "parallel=ulysses 1 x ring 1 x cfg 1 (strict)"; do
+          "parallel=ulysses 1 x ring 1 x cfg 1 (strict)" "backend=cpu" "precision=fp32"; do
   grep -qxF "$kv" "$tmp/info" || { cat "$tmp/info"; fail "a.png lacks the text chunk '$kv'"; }
 done
 grep -q "^model=.*zimage-tiny" "$tmp/info" || fail "a.png does not record the model"
@@ -29,6 +29,12 @@ d=$(png diff "$tmp/a.png" "$tmp/b.png")
 gen --prompt "a red cube" --seed 8 -o "$tmp/c.png" 2>/dev/null || fail "seed 8"
 d=$(png diff "$tmp/a.png" "$tmp/c.png")
 [ "$d" -gt 0 ] || fail "seed 8 gave the same image as seed 7"
+
+# --precision bf16 (AMX products) stays within a few levels of the fp32 image and says so.
+gen --prompt "a red cube" --seed 7 --precision bf16 -o "$tmp/h.png" 2>/dev/null || fail "bf16"
+has_text "$tmp/h.png" "precision=bf16" || fail "bf16 run does not record its precision"
+d=$(png diff "$tmp/a.png" "$tmp/h.png")
+[ "$d" -le 8 ] || fail "--precision bf16 differs from fp32 by $d levels (limit 8)"
 
 # A UTF-8 prompt is stored as UTF-8 text, and the default subcommand name works.
 "$omnigen" generate --model "$tiny" --width 32 --height 32 --steps 1 \
