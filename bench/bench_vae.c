@@ -1,51 +1,121 @@
-/* VAE decode timing and peak memory: bench_vae VAE_DIR H W [TILE OVERLAP]
- * decodes random latents of H x W (untiled, or tiled when TILE is given) and prints the wall
- * time and the process's peak resident memory. */
+/* VAE decode timing and peak memory:
+ *   bench_vae VAE_DIR H W [TILE OVERLAP] [--latents FILE] [--image FILE] [--runs N]
+ * decodes latents of H x W (untiled, or tiled when TILE is given) and prints the wall time, the
+ * CPU time and the process's peak resident memory. The latents are random unless --latents names
+ * a raw f32 [C, H, W] file; --image writes the decoded [3, 8H, 8W] f32 image in [0, 1] raw;
+ * --runs decodes N times and prints the median (bench/vae_decode.sh compares with diffusers). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "core/threads.h"
 #include "vae/autoencoder_kl.h"
 
+static double seconds(clockid_t clock)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reads or writes exactly n floats of a raw file; returns 0 on success. */
+static int raw_io(const char *path, float *data, size_t n, bool write)
+{
+    FILE *f = fopen(path, write ? "wb" : "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        return 1;
+    }
+    size_t done = write ? fwrite(data, sizeof *data, n, f) : fread(data, sizeof *data, n, f);
+    int extra = !write && fgetc(f) != EOF;
+    if (fclose(f) != 0 || done != n || extra) {
+        fprintf(stderr, "%s: expected exactly %zu f32 values\n", path, n);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4 && argc != 6) {
-        fprintf(stderr, "usage: %s VAE_DIR H W [TILE OVERLAP]\n", argv[0]);
+    const char *lat_path = NULL, *img_path = NULL;
+    int runs = 1, npos = 0;
+    const char *pos[5];
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--latents") == 0)
+            lat_path = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--image") == 0)
+            img_path = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--runs") == 0)
+            runs = atoi(argv[++i]);
+        else if (npos < 5 && argv[i][0] != '-')
+            pos[npos++] = argv[i];
+        else
+            npos = -1000;
+    }
+    if ((npos != 3 && npos != 5) || runs < 1) {
+        fprintf(stderr,
+                "usage: %s VAE_DIR H W [TILE OVERLAP] [--latents FILE] [--image FILE] "
+                "[--runs N]\n",
+                argv[0]);
         return 2;
     }
     og_vae *vae;
-    if (og_vae_load(&vae, argv[1]) != OG_OK) {
+    if (og_vae_load(&vae, pos[0]) != OG_OK) {
         fprintf(stderr, "%s\n", og_error_message());
         return 1;
     }
-    const int64_t h = atoll(argv[2]), w = atoll(argv[3]);
+    const int64_t h = atoll(pos[1]), w = atoll(pos[2]);
     const int64_t c = og_vae_latent_channels(vae), f = og_vae_scale_factor(vae);
-    og_vae_tiling tiling = {.tile = argc == 6 ? atoll(argv[4]) : 0,
-                            .overlap = argc == 6 ? atoll(argv[5]) : 0};
-    float *lat = malloc(sizeof(float) * (size_t)(c * h * w));
-    float *rgb = malloc(sizeof(float) * (size_t)(3 * f * h * f * w));
-    srand(1);
-    for (int64_t i = 0; i < c * h * w; i++)
-        lat[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    og_status s = og_vae_decode(vae, lat, h, w, rgb, argc == 6 ? &tiling : NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (s != OG_OK) {
-        fprintf(stderr, "%s\n", og_error_message());
+    const bool tiled = npos == 5;
+    og_vae_tiling tiling = {.tile = tiled ? atoll(pos[3]) : 0,
+                            .overlap = tiled ? atoll(pos[4]) : 0};
+    const size_t nlat = (size_t)(c * h * w), nimg = (size_t)(3 * f * h * f * w);
+    float *lat = malloc(sizeof(float) * nlat), *rgb = malloc(sizeof(float) * nimg);
+    double *wall = malloc(sizeof(double) * (size_t)runs);
+    double *cpu = malloc(sizeof(double) * (size_t)runs);
+    if (!lat || !rgb || !wall || !cpu) {
+        fprintf(stderr, "out of memory\n");
         return 1;
     }
+    srand(1);
+    for (size_t i = 0; i < nlat; i++)
+        lat[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+    if (lat_path && raw_io(lat_path, lat, nlat, false))
+        return 1;
+    for (int r = 0; r < runs; r++) {
+        const double w0 = seconds(CLOCK_MONOTONIC), c0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
+        og_status s = og_vae_decode(vae, lat, h, w, rgb, tiled ? &tiling : NULL);
+        wall[r] = seconds(CLOCK_MONOTONIC) - w0;
+        cpu[r] = seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        if (s != OG_OK) {
+            fprintf(stderr, "%s\n", og_error_message());
+            return 1;
+        }
+    }
+    if (img_path && raw_io(img_path, rgb, nimg, true))
+        return 1;
+    qsort(wall, (size_t)runs, sizeof *wall, cmp_double);
+    qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("decode %lldx%lld latents -> %lldx%lld image%s: %.2f s, peak RSS %.0f MiB, %d threads\n",
+    printf("decode %lldx%lld latents -> %lldx%lld image%s: %.2f s (median of %d), %.2f CPU-s, "
+           "peak RSS %.0f MiB, %d threads\n",
            (long long)h, (long long)w, (long long)(f * h), (long long)(f * w),
-           argc == 6 ? " (tiled)" : "",
-           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+           tiled ? " (tiled)" : "", wall[runs / 2], runs, cpu[runs / 2],
            (double)ru.ru_maxrss / 1024.0, og_get_threads());
     free(lat);
     free(rgb);
+    free(wall);
+    free(cpu);
     og_vae_free(vae);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* conv2d (padding, stride, 1x1, 16-bit weights, a row-banded case), the causal 3-D convolution
+/* conv2d (padding, stride, 1x1, 16-bit weights, row-banded cases), the causal 3-D convolution
  * (with and without a frame cache, and 1x1x1) and the x2 nearest upsample against naive double
  * loops. */
 #include <string.h>
@@ -106,10 +106,13 @@ int main(void)
     conv2d_case(&rng, 2, 5, 6, 4, 5, 1, 2, OG_F32, false);
     conv2d_case(&rng, 3, 4, 5, 2, 3, 3, 0, OG_F32, true);     /* stride 3, no padding */
     conv2d_case(&rng, 64, 3, 16384, 2, 3, 1, 1, OG_F32, true); /* one row per band */
+    conv2d_case(&rng, 64, 40, 2048, 2, 3, 1, 1, OG_BF16, true); /* many bands, shifted rows */
+    conv2d_case(&rng, 64, 40, 2048, 2, 3, 2, 1, OG_F32, false); /* many bands, strided */
     conv3d_case(&rng, 3, 4, 5, 6, 4, 3, 3, 3, 1, 1, true);
     conv3d_case(&rng, 3, 2, 4, 3, 2, 3, 3, 3, 1, 1, false);   /* t < kt - 1: zeros in front */
     conv3d_case(&rng, 5, 3, 4, 4, 3, 1, 1, 1, 0, 0, false);   /* 1x1x1: direct, strided channels */
     conv3d_case(&rng, 2, 3, 6, 5, 3, 2, 1, 3, 0, 1, true);
+    conv3d_case(&rng, 32, 2, 20, 2048, 2, 3, 3, 3, 1, 1, true); /* many bands per frame */
 
     /* upsample */
     enum { C = 3, H = 5, W = 7 };
