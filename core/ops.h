@@ -119,8 +119,9 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
 /* ---- convolution and resampling ------------------------------------------------------------ */
 
 /* 2-D convolution, x[cin, h, w] -> y[cout, ho, wo], weight [cout, cin, kh, kw] (dtype wt),
- * bias [cout] f32 or NULL, zero padding; ho = (h + 2 pad - kh) / stride + 1. Runs as im2col +
- * og_sgemm over bands of output rows (a 1x1 stride-1 convolution multiplies x directly). */
+ * bias [cout] f32 or NULL, zero padding; ho = (h + 2 pad - kh) / stride + 1. Stride 1 builds
+ * only the kw horizontal taps and runs kh GEMMs over them shifted by whole rows, in bands of
+ * output columns; other strides use im2col; a 1x1 stride-1 convolution multiplies x directly. */
 og_status og_conv2d(float *y, const float *x, int64_t cin, int64_t h, int64_t w, const void *wgt,
                     og_dtype wt, const float *bias, int64_t cout, int kh, int kw, int stride,
                     int pad);
