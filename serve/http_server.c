@@ -9,13 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "io/file.h"
 #include "pipeline/batch.h"
+
+/* The PNG this server just wrote; the limit only guards against reading a runaway file. */
+#define OG_MAX_PNG_BYTES ((size_t)1 << 30)
 
 #define OG_SERVE_PATH "/v1/images/generations"
 
@@ -74,25 +77,6 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, cons
     return reply(c, code, "application/json", body, n + 1);
 }
 
-static og_status read_file(const char *path, char **data, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return og_fail(OG_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    struct stat st;
-    og_status s = OG_OK;
-    *data = NULL;
-    if (fstat(fileno(f), &st) != 0 || !(*data = malloc((size_t)st.st_size + 1)) ||
-        fread(*data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-        free(*data);
-        *data = NULL;
-        s = og_fail(OG_ERR_IO, "cannot read %s", path);
-    }
-    *len = (size_t)st.st_size;
-    fclose(f);
-    return s;
-}
-
 static enum MHD_Result generate(og_server *srv, struct MHD_Connection *c, const request_body *b)
 {
     if (b->too_large) {
@@ -126,7 +110,7 @@ static enum MHD_Result generate(og_server *srv, struct MHD_Connection *c, const 
         size_t len = 0;
         if (s == OG_OK) {
             og_image_result_free(&img);
-            s = read_file(srv->png, &png, &len);
+            s = og_read_file(srv->png, OG_MAX_PNG_BYTES, &png, &len);
             unlink(srv->png);
         }
         if (s == OG_OK) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "io/file.h"
 
 #define OG_TEST_SKIP 77
 
@@ -51,24 +52,13 @@ static inline int og_test_finish(const char *name)
  * NULL), or NULL. */
 static inline void *og_test_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *data;
+    size_t n;
+    if (og_read_file(path, (size_t)1 << 30, &data, &n) != OG_OK)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) {
-        s[n] = '\0';
-        if (len)
-            *len = (size_t)n;
-    }
-    fclose(f);
-    return s;
+    if (len)
+        *len = n;
+    return data;
 }
 
 /* Copies a file; false if either side cannot be opened. */

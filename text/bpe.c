@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/json_file.h"
 #include "text/unicode_nfc.h"
 
 #define OG_BPE_MAX_REGEX 4
@@ -167,40 +168,6 @@ void og_bpe_free(og_bpe *t)
     for (int i = 0; i < t->n_regex; i++)
         pcre2_code_free(t->regex[i]);
     free(t);
-}
-
-static og_status read_file(const char *path, char **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return og_fail(OG_ERR_NOT_FOUND, "cannot open tokenizer file %s", path);
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return og_fail(OG_ERR_OOM, "reading %s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, 65536, f);
-        n += r;
-        if (r < 65536)
-            break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return og_fail(OG_ERR_IO, "error reading %s", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    return OG_OK;
 }
 
 static og_status add_regex(og_bpe *t, const char *pattern, const char *path)
@@ -455,12 +422,8 @@ og_status og_bpe_load(og_bpe **out, const char *path)
                 : snprintf(file, sizeof file, "%s/tokenizer.json", path);
     if (w < 0 || (size_t)w >= sizeof file)
         return og_fail(OG_ERR_INVALID_ARG, "tokenizer path too long: %s", path);
-    char *text = NULL;
-    OG_TRY(read_file(file, &text));
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root)
-        return og_fail(OG_ERR_FORMAT, "%s is not valid JSON", file);
+    cJSON *root = NULL;
+    OG_TRY(og_json_load(file, &root));
     og_bpe *t = calloc(1, sizeof *t);
     if (!t) {
         cJSON_Delete(root);
