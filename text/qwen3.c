@@ -11,25 +11,7 @@
 #include "core/ops.h"
 #include "io/diffusers.h"
 #include "io/weights.h"
-
-typedef struct {
-    const void *w;
-    og_dtype dt;
-    const float *bias; /* NULL unless attention_bias */
-} linear_w;
-
-typedef struct {
-    const float *in_norm, *post_norm, *q_norm, *k_norm;
-    linear_w q, k, v, o, gate, up, down;
-} qwen3_layer;
-
-struct og_qwen3 {
-    og_weights *w;
-    int hidden, layers, heads, kv_heads, head_dim, inter, vocab;
-    double eps, theta;
-    og_tensor embed;
-    qwen3_layer *layer; /* the first layers - 1 */
-};
+#include "text/qwen3_internal.h"
 
 int og_qwen3_hidden(const og_qwen3 *m) { return m->hidden; }
 int og_qwen3_layers(const og_qwen3 *m) { return m->layers; }
@@ -118,7 +100,7 @@ done:
 }
 
 static og_status get_linear(og_qwen3 *m, const char *prefix, int i, const char *name, int64_t out,
-                            int64_t in, bool bias, linear_w *l)
+                            int64_t in, bool bias, og_qwen3_linear *l)
 {
     char key[256];
     snprintf(key, sizeof key, "%slayers.%d.%s.weight", prefix, i, name);
@@ -168,7 +150,7 @@ static og_status load_weights(og_qwen3 *m, bool bias)
     if (!m->layer)
         return og_fail(OG_ERR_OOM, "text encoder: out of memory");
     for (int i = 0; i < used; i++) {
-        qwen3_layer *L = &m->layer[i];
+        og_qwen3_layer *L = &m->layer[i];
         OG_TRY(get_vec(m, prefix, i, "input_layernorm", H, &L->in_norm));
         OG_TRY(get_vec(m, prefix, i, "post_attention_layernorm", H, &L->post_norm));
         OG_TRY(get_vec(m, prefix, i, "self_attn.q_norm", m->head_dim, &L->q_norm));
@@ -198,6 +180,7 @@ og_status og_qwen3_load(og_qwen3 **out, const char *dir)
         return og_fail(OG_ERR_OOM, "text encoder: out of memory");
     bool bias = false;
     og_status s = read_config(m, dir, &bias);
+    m->bias = bias;
     if (s == OG_OK)
         s = og_weights_open_dir(&m->w, dir);
     if (s == OG_OK)
@@ -213,7 +196,7 @@ og_status og_qwen3_load(og_qwen3 **out, const char *dir)
 /* cos/sin [n, head_dim/2] as transformers builds them for Qwen3: inv_freq = 1/theta^(2i/d) in
  * f32, angle = inv_freq * position in f32, then cos/sin of that f32 angle. (The DiT table in
  * core/ops.h rounds differently, following diffusers.) */
-static void rope_table_f32(float *cos_t, float *sin_t, int n, int head_dim, double theta)
+void og_qwen3_rope_table(float *cos_t, float *sin_t, int n, int head_dim, double theta)
 {
     int half = head_dim / 2;
     for (int i = 0; i < half; i++) {
@@ -226,8 +209,30 @@ static void rope_table_f32(float *cos_t, float *sin_t, int n, int head_dim, doub
     }
 }
 
-static og_status linear(float *y, const float *x, int64_t rows, int64_t in, const linear_w *l,
-                        int64_t out)
+static size_t aligned64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+og_status og_qwen3_gpu_plan_for(const og_qwen3 *m, int max_tokens, og_qwen3_gpu_plan *out)
+{
+    if (max_tokens < 1)
+        return og_fail(OG_ERR_INVALID_ARG, "text encoder on the GPU: planned for %d tokens (at "
+                       "least 1)", max_tokens);
+    const size_t H = (size_t)m->hidden, hd = (size_t)m->head_dim, I = (size_t)m->inter,
+                 q_dim = (size_t)m->heads * hd, qkv = q_dim + 2 * (size_t)m->kv_heads * hd,
+                 n = (size_t)max_tokens, b = 2, f = 4;
+    size_t layer = aligned64(qkv * H * b) + aligned64(H * q_dim * b) + aligned64(2 * I * H * b) +
+                   aligned64(H * I * b) + 2 * aligned64(H * f) + 2 * aligned64(hd * f);
+    if (m->bias)
+        layer += aligned64(qkv * b) + aligned64(H * b);
+    out->weight_bytes = (size_t)(m->layers - 1) * layer;
+    /* x (residual), h (normed / projected), qkv, attention out, gate | up, SwiGLU, cos, sin. */
+    out->work_bytes = 2 * aligned64(n * H * b) + aligned64(n * qkv * b) +
+                      aligned64(n * q_dim * b) + aligned64(n * 2 * I * b) + aligned64(n * I * b) +
+                      2 * aligned64(n * (hd / 2) * f);
+    return OG_OK;
+}
+
+static og_status linear(float *y, const float *x, int64_t rows, int64_t in,
+                        const og_qwen3_linear *l, int64_t out)
 {
     return og_linear(y, x, rows, in, l->w, l->dt, out, l->bias);
 }
@@ -260,7 +265,7 @@ og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *o
         s = og_fail(OG_ERR_OOM, "text encoder: out of memory for %d tokens", n);
         goto done;
     }
-    rope_table_f32(cos_t, sin_t, n, (int)hd, m->theta);
+    og_qwen3_rope_table(cos_t, sin_t, n, (int)hd, m->theta);
     og_attn_desc ad = {
         .sq = n, .skv = n, .heads = m->heads, .kv_heads = m->kv_heads, .head_dim = (int)hd,
         .q_stride = q_dim, .k_stride = kv_dim, .v_stride = kv_dim, .o_stride = q_dim,
@@ -268,7 +273,7 @@ og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *o
     };
     const float eps = (float)m->eps;
     for (int li = 0; li < m->layers - 1 && s == OG_OK; li++) {
-        const qwen3_layer *L = &m->layer[li];
+        const og_qwen3_layer *L = &m->layer[li];
         og_rmsnorm(h, x, L->in_norm, n, H, eps);
         if ((s = linear(q, h, n, H, &L->q, q_dim)) || (s = linear(k, h, n, H, &L->k, kv_dim)) ||
             (s = linear(v, h, n, H, &L->v, kv_dim)))
