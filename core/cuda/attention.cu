@@ -42,21 +42,17 @@ __device__ __forceinline__ void store_out(const attn_params &p, int64_t off, flo
 
 /* ---- tensor-core flash kernel --------------------------------------------------------------- */
 
-#define FA_BM 64 /* query rows per block: 4 warps x 16 */
-#define FA_BN 64 /* keys per tile */
-#define FA_THREADS 128
+#define FA_BM OG_FA_BM
+#define FA_BN OG_FA_BN
+#define FA_THREADS OG_FA_THREADS
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p)
 {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
-/* Element offset of (row, 16-byte chunk c) in a [rows][HD] bf16 tile: chunks are XOR-swizzled
- * by row so the eight rows an ldmatrix reads fall in different banks. */
-template <int HD> __device__ __forceinline__ int swz(int row, int c)
-{
-    return row * HD + ((c ^ (row & 7)) << 3);
-}
+/* The swizzle and the fragment maps are cuda_plan.h's og_fa_* functions (tested on the CPU). */
+template <int HD> __device__ __forceinline__ int swz(int row, int c) { return og_fa_swz(HD, row, c); }
 
 /* Copies rows [r0, r0 + ROWS) of a token-major head slice into a swizzled tile; rows past `n`
  * are zero-filled (cp.async with source size 0 reads nothing). */
@@ -121,7 +117,7 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
     bf16 *sK = sQ + FA_BM * HD; /* [2][FA_BN * HD] */
     bf16 *sV = sK + 2 * FA_BN * HD;
 
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int h = blockIdx.y, kvh = h / p.group;
     const int64_t m0 = (int64_t)blockIdx.x * FA_BM;
     const bf16 *q = p.q + (int64_t)h * HD, *k = p.k + (int64_t)kvh * HD, *v = p.v + (int64_t)kvh * HD;
@@ -143,7 +139,8 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
     for (int i = 0; i < HD / 8; i++)
         o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};
-    const int64_t row[2] = {m0 + warp * 16 + g, m0 + warp * 16 + g + 8};
+    const int64_t row[2] = {m0 + warp * 16 + og_fa_acc_row(lane, 0),
+                            m0 + warp * 16 + og_fa_acc_row(lane, 2)};
 
     if (ntiles == 0) {
         cp_async_wait<0>();
@@ -161,8 +158,11 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         }
         __syncthreads();
         if (j == 0)
-            for (int ks = 0; ks < HD / 16; ks++)
-                ldsm_x4(qf[ks], smem_u32(sQ + swz<HD>(warp * 16 + lane % 16, ks * 2 + lane / 16)));
+            for (int ks = 0; ks < HD / 16; ks++) {
+                int r, c;
+                og_fa_ldsm_q(lane, ks, &r, &c);
+                ldsm_x4(qf[ks], smem_u32(sQ + swz<HD>(warp * 16 + r, c)));
+            }
 
         /* S = Q K^T for this warp's 16 rows and the tile's 64 keys. */
         const bf16 *tK = sK + buf * FA_BN * HD, *tV = sV + buf * FA_BN * HD;
@@ -172,8 +172,9 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         for (int np = 0; np < FA_BN / 16; np++)
             for (int ks = 0; ks < HD / 16; ks++) {
                 uint32_t b[4];
-                int key = np * 16 + lane % 8 + (lane / 16) * 8;
-                ldsm_x4(b, smem_u32(tK + swz<HD>(key, ks * 2 + (lane / 8) % 2)));
+                int key, c;
+                og_fa_ldsm_k(lane, np, ks, &key, &c);
+                ldsm_x4(b, smem_u32(tK + swz<HD>(key, c)));
                 mma_bf16(s[2 * np], qf[ks], b[0], b[1]);
                 mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
             }
@@ -184,7 +185,7 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         for (int nt = 0; nt < FA_BN / 8; nt++)
             for (int e = 0; e < 4; e++) {
                 int r = e / 2;
-                int64_t key = key0 + nt * 8 + 2 * t + (e & 1);
+                int64_t key = key0 + nt * 8 + og_fa_acc_col(lane, e);
                 float x = key_visible(p, row[r], key) ? s[nt][e] * p.scale_log2 : -INFINITY;
                 s[nt][e] = x;
                 mx[r] = fmaxf(mx[r], x);
@@ -214,14 +215,15 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
 
         /* O += P V: P's A fragments come straight from the S accumulators. */
         for (int kk = 0; kk < FA_BN / 16; kk++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                             pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            uint32_t a[4];
+            for (int r = 0; r < 4; r++)
+                a[r] = pack_bf16(s[og_fa_p_tile(kk, r)][og_fa_p_elem(r)],
+                                 s[og_fa_p_tile(kk, r)][og_fa_p_elem(r) + 1]);
             for (int dp = 0; dp < HD / 16; dp++) {
                 uint32_t b[4];
-                int key = kk * 16 + lane % 8 + ((lane / 8) % 2) * 8;
-                ldsm_x4_trans(b, smem_u32(tV + swz<HD>(key, dp * 2 + lane / 16)));
+                int key, c;
+                og_fa_ldsm_v(lane, kk, dp, &key, &c);
+                ldsm_x4_trans(b, smem_u32(tV + swz<HD>(key, c)));
                 mma_bf16(o[2 * dp], a, b[0], b[1]);
                 mma_bf16(o[2 * dp + 1], a, b[2], b[3]);
             }
@@ -237,10 +239,10 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         if (row[r] >= p.sq)
             continue;
         float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
-        int64_t off = row[r] * p.o_stride + (int64_t)h * HD + 2 * t;
+        int64_t off = row[r] * p.o_stride + (int64_t)h * HD + og_fa_acc_col(lane, 2 * r);
         for (int dn = 0; dn < HD / 8; dn++)
             store_out(p, off + dn * 8, o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
-        if (p.lse && t == 0)
+        if (p.lse && lane % 4 == 0) /* one lane of the row's quad */
             p.lse[row[r] * p.heads + h] = l[r] > 0 ? (m[r] + log2f(l[r])) * LN2 : -INFINITY;
     }
 }
@@ -306,7 +308,7 @@ __global__ void plain_attn_kernel(const attn_params p)
 
 template <int HD> static og_status launch_flash(og_cuda_ctx *ctx, const attn_params &p)
 {
-    size_t smem = (size_t)(FA_BM + 4 * FA_BN) * HD * sizeof(bf16);
+    size_t smem = og_fa_smem_bytes(HD);
     OG_CUDA_TRY(cudaFuncSetAttribute(flash_attn_kernel<HD>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((unsigned)((p.sq + FA_BM - 1) / FA_BM), (unsigned)p.heads);

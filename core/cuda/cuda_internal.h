@@ -10,6 +10,7 @@
 #endif
 
 #include "core/cuda/cuda_backend.h"
+#include "core/cuda/cuda_plan.h" /* og_cuda_blocks and the other pure index math */
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,7 +24,8 @@ typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
     bool ta, tb;
     int yt, epilogue; /* the epilogue says whether there is a bias */
-    int align;        /* smallest pointer alignment of the call, in bytes */
+    int align;        /* smallest pointer alignment of A, B and C, in bytes */
+    int bias_align;   /* the bias pointer's alignment (0: no bias): the heuristic reads it */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -61,13 +63,6 @@ og_status og_cublas_fail(cublasStatus_t s, const char *what, const char *file, i
     } while (0)
 /* After a kernel launch: reports a bad launch configuration at once. */
 #define OG_CUDA_LAUNCHED(what) OG_CUDA_TRY(cudaGetLastError())
-
-/* Blocks for a grid-stride loop over n elements: enough to fill any GPU, never past the limit. */
-static inline unsigned og_cuda_blocks(int64_t n, int threads)
-{
-    int64_t b = (n + threads - 1) / threads;
-    return (unsigned)(b < 65535 * 16 ? b : 65535 * 16);
-}
 
 /* Makes ctx's device current for the calling thread (ranks sharing a process switch devices). */
 og_status og_cuda_use(og_cuda_ctx *ctx);

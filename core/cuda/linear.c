@@ -1,7 +1,8 @@
 /* GEMMs through cuBLASLt: bf16 inputs, fp32 accumulation, bf16 or f32 output, bias and GELU in the
  * epilogue. Row-major C[M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, so cuBLASLt's
- * first operand is B and its second A, each seen column-major as stored. A plan (descriptors and
- * the heuristic's algorithm) is cached per shape, so a step pays the query once per shape. */
+ * first operand is B and its second A, each seen column-major as stored (og_lt_operands in
+ * cuda_plan.h, tested on the CPU). A plan (descriptors and the heuristic's algorithm) is cached
+ * per shape and alignment, so a step pays the query once per shape. */
 #include <string.h>
 
 #include "core/cuda/cuda_internal.h"
@@ -16,21 +17,26 @@ static int ptr_align(const void *p)
     return al;
 }
 
-static og_status plan_create(og_cuda_ctx *ctx, og_cuda_lt_plan *p)
+/* `bias` is the first call's bias (NULL without one): the heuristic reads its address for the
+ * alignment it may assume, and the plan key holds that alignment. */
+static og_status plan_create(og_cuda_ctx *ctx, og_cuda_lt_plan *p, const void *bias)
 {
     cudaDataType_t ct = p->yt == OG_F32 ? CUDA_R_32F : CUDA_R_16BF;
-    cublasOperation_t op_b = p->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t op_a = p->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    og_lt_operand a, b, c;
+    og_lt_operands(p->ta, p->tb, p->M, p->N, p->K, p->lda, p->ldb, p->ldc, &a, &b, &c);
+    cublasOperation_t op_a = a.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_b = b.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasLtEpilogue_t ep = (cublasLtEpilogue_t)p->epilogue;
     OG_CUBLAS_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof op_b));
-    OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof op_a));
+    OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+    OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
     OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
-    /* B row-major [K, N] (or [N, K] when tb) is column-major [N, K] (or [K, N]); A likewise. */
-    uint64_t M = (uint64_t)p->M, N = (uint64_t)p->N, K = (uint64_t)p->K;
-    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, p->tb ? K : N, p->tb ? N : K, p->ldb));
-    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, p->ta ? M : K, p->ta ? K : M, p->lda));
-    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->c, ct, N, M, p->ldc));
+    if (bias)
+        OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &bias, sizeof bias));
+    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, a.rows, a.cols, a.ld));
+    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, b.rows, b.cols, b.ld));
+    OG_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->c, ct, c.rows, c.cols, c.ld));
 
     cublasLtMatmulPreference_t pref;
     OG_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
@@ -79,10 +85,11 @@ static bool same_shape(const og_cuda_lt_plan *p, const og_cuda_lt_plan *k)
 {
     return p->M == k->M && p->N == k->N && p->K == k->K && p->lda == k->lda && p->ldb == k->ldb &&
            p->ldc == k->ldc && p->ta == k->ta && p->tb == k->tb && p->yt == k->yt &&
-           p->epilogue == k->epilogue && p->align == k->align;
+           p->epilogue == k->epilogue && p->align == k->align && p->bias_align == k->bias_align;
 }
 
-static og_status plan_get(og_cuda_ctx *ctx, const og_cuda_lt_plan *key, og_cuda_lt_plan **out)
+static og_status plan_get(og_cuda_ctx *ctx, const og_cuda_lt_plan *key, const void *bias,
+                          og_cuda_lt_plan **out)
 {
     for (int i = 0; i < ctx->nplans; i++)
         if (same_shape(&ctx->plans[i], key)) {
@@ -94,7 +101,7 @@ static og_status plan_get(og_cuda_ctx *ctx, const og_cuda_lt_plan *key, og_cuda_
     og_cuda_lt_plan *p = &ctx->plans[slot];
     plan_destroy(p);
     *p = *key;
-    og_status s = plan_create(ctx, p);
+    og_status s = plan_create(ctx, p, bias);
     if (s != OG_OK) {
         plan_destroy(p);
         return s;
@@ -126,9 +133,10 @@ static og_status gemm(og_cuda_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, 
     align = al_b < align ? al_b : align;
     align = al_c < align ? al_c : align;
     og_cuda_lt_plan key = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .ta = ta,
-                           .tb = tb, .yt = ct, .epilogue = ep, .align = align};
+                           .tb = tb, .yt = ct, .epilogue = ep, .align = align,
+                           .bias_align = bias ? ptr_align(bias) : 0};
     og_cuda_lt_plan *p;
-    OG_TRY(plan_get(ctx, &key, &p));
+    OG_TRY(plan_get(ctx, &key, bias, &p));
     if (bias)
         OG_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                      &bias, sizeof bias));
