@@ -53,6 +53,8 @@ static og_status read_int(const og_config *cfg, const char *key, int64_t def, in
     return OG_OK;
 }
 
+static og_status config_finish(og_zimage_config *c, const char *path);
+
 static og_status parse_config(const og_config *cfg, og_zimage_config *c)
 {
     const char *path = og_config_path(cfg);
@@ -112,6 +114,16 @@ static og_status parse_config(const og_config *cfg, og_zimage_config *c)
         return og_fail(OG_ERR_UNSUPPORTED,
                        "%s: no (patch 2, f_patch 1) embedder, which the pipeline uses", path);
 
+    return config_finish(c, path);
+}
+
+/* The derived fields (head_dim, ffn_dim, adaln_dim) and the checks every config passes. */
+static og_status config_finish(og_zimage_config *c, const char *path)
+{
+    if (c->dim < 1 || c->n_heads < 1 || c->n_layers < 0 || c->n_refiner_layers < 0 ||
+        c->in_channels < 1 || c->cap_feat_dim < 1 || c->patch_size != 2 || c->f_patch_size != 1)
+        return og_fail(OG_ERR_FORMAT, "%s: dim, n_heads, in_channels and cap_feat_dim must be "
+                       "positive, layer counts non-negative, the patch (2, 1)", path);
     if (c->dim % c->n_heads)
         return og_fail(OG_ERR_FORMAT, "%s: dim %d is not divisible by n_heads %d", path, c->dim,
                        c->n_heads);
@@ -140,6 +152,21 @@ og_status og_zimage_read_config(const char *transformer_dir, og_zimage_config *o
     og_status st = parse_config(cfg, out);
     og_config_free(cfg);
     return st;
+}
+
+og_zimage_config og_zimage_config_default(void)
+{
+    og_zimage_config c = {.in_channels = 16, .dim = 3840, .n_layers = 30, .n_refiner_layers = 2,
+                          .n_heads = 30, .norm_eps = 1e-5f, .qk_norm = true, .cap_feat_dim = 2560,
+                          .rope_theta = 256.0, .t_scale = 1000.0f, .axes_dims = {32, 48, 48},
+                          .axes_lens = {1536, 512, 512}, .patch_size = 2, .f_patch_size = 1};
+    config_finish(&c, "the default Z-Image config"); /* cannot fail: the values above pass */
+    return c;
+}
+
+og_status og_zimage_config_finish(og_zimage_config *c)
+{
+    return config_finish(c, "Z-Image config");
 }
 
 /* ---- token counts and the sequence layout -------------------------------------------------- */
@@ -388,7 +415,200 @@ void og_zimage_free(og_zimage *m)
         free(groups[g]);
     }
     og_weights_free(m->w);
+    free(m->random_mem);
     free(m);
+}
+
+/* ---- random weights ------------------------------------------------------------------------ */
+
+/* Lays the random model's tensors out in one block: the first pass (base NULL) only counts the
+ * bytes, the second fills them. Every tensor draws from its own counter-based stream, so values
+ * do not depend on the thread count. */
+typedef struct {
+    char *base;
+    size_t at;
+    uint64_t seed, id;
+    og_dtype dtype; /* of the matrices */
+} rnd_maker;
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1): element i of stream `key`. */
+static float rnd_unit(uint64_t key, uint64_t i)
+{
+    return (float)((double)(mix64(key + i * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-23 - 1.0);
+}
+
+static void *rnd_place(rnd_maker *mk, size_t bytes)
+{
+    const size_t at = mk->at;
+    mk->at += (bytes + 63) & ~(size_t)63;
+    return mk->base ? mk->base + at : NULL;
+}
+
+/* n values of center + U(-half, half) converted to dt, into dst. */
+static void rnd_fill(rnd_maker *mk, void *dst, og_dtype dt, int64_t n, float center, float half)
+{
+    const uint64_t key = mix64(mk->seed ^ mix64(++mk->id));
+    if (!dst)
+        return;
+    const int64_t chunk = 4096, es = (int64_t)og_dtype_size(dt);
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        float tmp[4096];
+        const int64_t m = n - c0 < chunk ? n - c0 : chunk;
+        for (int64_t i = 0; i < m; i++)
+            tmp[i] = center + half * rnd_unit(key, (uint64_t)(c0 + i));
+        og_from_f32((char *)dst + c0 * es, dt, tmp, (size_t)m);
+    }
+}
+
+static float *rnd_vec(rnd_maker *mk, int64_t n, float center, float half)
+{
+    float *v = rnd_place(mk, (size_t)n * sizeof(float));
+    rnd_fill(mk, v, OG_F32, n, center, half);
+    return v;
+}
+
+/* [rows, cols] with standard deviation 1 / sqrt(cols), the fan-in. */
+static og_tensor rnd_matrix(rnd_maker *mk, int64_t rows, int64_t cols)
+{
+    void *p = rnd_place(mk, (size_t)(rows * cols) * og_dtype_size(mk->dtype));
+    rnd_fill(mk, p, mk->dtype, rows * cols, 0.0f, sqrtf(3.0f / (float)cols));
+    return og_tensor_make(p, mk->dtype, 2, (int64_t[]){rows, cols});
+}
+
+static void rnd_block(rnd_maker *mk, const og_zimage_config *c, bool modulated, zimage_block *b)
+{
+    const int64_t D = c->dim, F = c->ffn_dim;
+    b->modulated = modulated;
+    b->to_q = rnd_matrix(mk, D, D);
+    b->to_k = rnd_matrix(mk, D, D);
+    b->to_v = rnd_matrix(mk, D, D);
+    b->to_out = rnd_matrix(mk, D, D);
+    if (c->qk_norm) {
+        b->norm_q = rnd_vec(mk, c->head_dim, 1.0f, 0.1f);
+        b->norm_k = rnd_vec(mk, c->head_dim, 1.0f, 0.1f);
+    }
+    b->w1 = rnd_matrix(mk, F, D);
+    b->w2 = rnd_matrix(mk, D, F);
+    b->w3 = rnd_matrix(mk, F, D);
+    b->attention_norm1 = rnd_vec(mk, D, 1.0f, 0.1f);
+    b->attention_norm2 = rnd_vec(mk, D, 1.0f, 0.1f);
+    b->ffn_norm1 = rnd_vec(mk, D, 1.0f, 0.1f);
+    b->ffn_norm2 = rnd_vec(mk, D, 1.0f, 0.1f);
+    if (modulated) {
+        b->ada_w = rnd_matrix(mk, 4 * D, c->adaln_dim);
+        b->ada_b = rnd_vec(mk, 4 * D, 0.0f, 0.1f);
+    }
+}
+
+static void rnd_model(rnd_maker *mk, og_zimage *m)
+{
+    const og_zimage_config *c = &m->c;
+    const int64_t D = c->dim, patch_dim = (int64_t)c->patch_size * c->patch_size *
+                                          c->f_patch_size * c->in_channels;
+    m->t_w0 = rnd_matrix(mk, m->t_mid_dim, m->t_freq_dim);
+    m->t_b0 = rnd_vec(mk, m->t_mid_dim, 0.0f, 0.1f);
+    m->t_w2 = rnd_matrix(mk, c->adaln_dim, m->t_mid_dim);
+    m->t_b2 = rnd_vec(mk, c->adaln_dim, 0.0f, 0.1f);
+    m->cap_norm = rnd_vec(mk, c->cap_feat_dim, 1.0f, 0.1f);
+    m->cap_w = rnd_matrix(mk, D, c->cap_feat_dim);
+    m->cap_b = rnd_vec(mk, D, 0.0f, 0.1f);
+    m->x_emb_w = rnd_matrix(mk, D, patch_dim);
+    m->x_emb_b = rnd_vec(mk, D, 0.0f, 0.1f);
+    m->x_pad_token = rnd_vec(mk, D, 0.0f, 1.0f);
+    m->cap_pad_token = rnd_vec(mk, D, 0.0f, 1.0f);
+    m->fin_w = rnd_matrix(mk, patch_dim, D);
+    m->fin_b = rnd_vec(mk, patch_dim, 0.0f, 0.1f);
+    m->fin_ada_w = rnd_matrix(mk, D, c->adaln_dim);
+    m->fin_ada_b = rnd_vec(mk, D, 0.0f, 0.1f);
+    for (int i = 0; i < c->n_refiner_layers; i++)
+        rnd_block(mk, c, true, &m->noise_refiner[i]);
+    for (int i = 0; i < c->n_refiner_layers; i++)
+        rnd_block(mk, c, false, &m->context_refiner[i]);
+    for (int i = 0; i < c->n_layers; i++)
+        rnd_block(mk, c, true, &m->layers[i]);
+}
+
+og_status og_zimage_random(og_zimage **out, const og_zimage_config *config, uint64_t seed,
+                           og_dtype dtype)
+{
+    *out = NULL;
+    if (dtype != OG_F32 && dtype != OG_BF16)
+        return og_fail(OG_ERR_INVALID_ARG, "random Z-Image: weights are f32 or bf16, not %s",
+                       og_dtype_name(dtype));
+    og_zimage *m = calloc(1, sizeof *m);
+    if (!m)
+        return og_fail(OG_ERR_OOM, "cannot allocate the Z-Image model");
+    m->c = *config;
+    og_status st = og_zimage_config_finish(&m->c);
+    const og_zimage_config *c = &m->c;
+    m->t_freq_dim = 256; /* diffusers' TimestepEmbedder: 256 sinusoid channels, 1024 hidden */
+    m->t_mid_dim = 1024;
+    const size_t nr = (size_t)(c->n_refiner_layers > 0 ? c->n_refiner_layers : 1);
+    if (st == OG_OK) {
+        m->noise_refiner = calloc(nr, sizeof *m->noise_refiner);
+        m->context_refiner = calloc(nr, sizeof *m->context_refiner);
+        m->layers = calloc((size_t)(c->n_layers > 0 ? c->n_layers : 1), sizeof *m->layers);
+        if (!m->noise_refiner || !m->context_refiner || !m->layers)
+            st = og_fail(OG_ERR_OOM, "cannot allocate the block descriptors");
+    }
+    rnd_maker mk = {.seed = seed, .dtype = dtype};
+    if (st == OG_OK) {
+        rnd_model(&mk, m); /* counts */
+        m->random_mem = aligned_alloc(64, mk.at);
+        if (!m->random_mem)
+            st = og_fail(OG_ERR_OOM, "random Z-Image: cannot allocate %zu MiB of weights",
+                         mk.at >> 20);
+    }
+    if (st == OG_OK) {
+        mk = (rnd_maker){.base = m->random_mem, .seed = seed, .dtype = dtype};
+        rnd_model(&mk, m);
+    }
+    /* As og_zimage_load: the bf16 GEMM precision runs on packed copies. */
+    zimage_block *groups[3] = {m->noise_refiner, m->context_refiner, m->layers};
+    const int counts[3] = {c->n_refiner_layers, c->n_refiner_layers, c->n_layers};
+    for (int g = 0; g < 3 && og_gemm_get_precision() == OG_GEMM_BF16; g++)
+        for (int i = 0; st == OG_OK && i < counts[g]; i++)
+            st = block_pack_bf16(c, &groups[g][i]);
+    if (st != OG_OK) {
+        og_zimage_free(m);
+        return st;
+    }
+    *out = m;
+    return OG_OK;
+}
+
+/* ---- FLOP count ---------------------------------------------------------------------------- */
+
+/* One block over n tokens: q, k, v, out, w1 | w3 and w2 GEMMs and attention's two products. */
+static double block_flops(const og_zimage_config *c, int64_t n)
+{
+    const double D = c->dim, F = c->ffn_dim, N = (double)n;
+    return 2.0 * N * D * (4 * D + 3 * F) + 4.0 * N * N * D;
+}
+
+og_status og_zimage_flops(const og_zimage_config *c, int64_t lat_h, int64_t lat_w,
+                          int64_t cap_len, double *out)
+{
+    og_zimage_tokens t = {0};
+    OG_TRY(og_zimage_tokens_for(c, lat_h, lat_w, cap_len, &t));
+    const double D = c->dim, A = c->adaln_dim;
+    const double patch_dim = (double)c->patch_size * c->patch_size * c->f_patch_size *
+                             c->in_channels;
+    *out = 2.0 * (256.0 * 1024 + 1024 * A) +                                  /* t_embedder */
+           2.0 * A * 4 * D * (c->n_refiner_layers + c->n_layers) + 2.0 * A * D + /* adaLN */
+           2.0 * (double)t.img_len * patch_dim * D +
+           2.0 * (double)t.cap_len * c->cap_feat_dim * D +
+           c->n_refiner_layers * (block_flops(c, t.img_pad_len) + block_flops(c, t.cap_pad_len)) +
+           c->n_layers * block_flops(c, t.seq_len) + 2.0 * (double)t.img_pad_len * D * patch_dim;
+    return OG_OK;
 }
 
 const og_zimage_config *og_zimage_get_config(const og_zimage *m) { return &m->c; }

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "parallel/config.h"
 #include "parallel/sp.h"
@@ -65,6 +66,14 @@ typedef struct og_zimage og_zimage;
  * head_dim, no (2, 1) patch entry). */
 og_status og_zimage_read_config(const char *transformer_dir, og_zimage_config *out);
 
+/* Z-Image-Turbo's transformer config (diffusers' defaults: dim 3840, 30 + 2 + 2 layers, 30
+ * heads, caption width 2560; axes_lens 1536/512/512 as the released config.json), derived fields
+ * filled in. */
+og_zimage_config og_zimage_config_default(void);
+/* Recomputes head_dim, ffn_dim and adaln_dim from dim and n_heads and checks the config as
+ * og_zimage_read_config does; call it after changing dim, n_heads, axes_dims or layer counts. */
+og_status og_zimage_config_finish(og_zimage_config *c);
+
 /* Token counts of one forward: image tokens before and after padding to 32, caption tokens
  * after padding. Latent H and W must be multiples of patch_size. */
 typedef struct {
@@ -86,6 +95,14 @@ og_status og_zimage_check_layout(const og_zimage_config *c, const og_parallel_co
                                  int world_available);
 
 og_status og_zimage_load(og_zimage **out, const char *transformer_dir);
+/* A model with random weights held in memory, for benchmarks and tests without a checkpoint:
+ * matrices in `dtype` (OG_F32 or OG_BF16) uniform with standard deviation 1 / sqrt(fan_in),
+ * RMSNorm weights 1 + U(-0.1, 0.1), biases U(-0.1, 0.1), pad tokens U(-1, 1); all f32 vectors.
+ * The time embedder is diffusers' (256 sinusoid channels, 1024 hidden). Values depend only on
+ * the seed (a counter-based stream per tensor), not on the thread count. Config derived fields
+ * are recomputed (og_zimage_config_finish). Freed with og_zimage_free. */
+og_status og_zimage_random(og_zimage **out, const og_zimage_config *c, uint64_t seed,
+                           og_dtype dtype);
 void og_zimage_free(og_zimage *m);
 const og_zimage_config *og_zimage_get_config(const og_zimage *m);
 
@@ -93,6 +110,14 @@ const og_zimage_config *og_zimage_get_config(const og_zimage *m);
  * including og_sp_attention's temporaries. */
 size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w, int64_t cap_len,
                                og_sp *sp);
+
+/* FLOPs of one forward, 2 per multiply-add, counted as the forward computes them: every GEMM
+ * (the time embedder and adaLN GEMVs, the embedders on the real tokens, q, k, v, out, w1 | w3
+ * and w2 of each block on its padded tokens, the final linear on the padded image tokens) and
+ * attention's two products (4 * n^2 * dim per block of n tokens); norms, RoPE and other
+ * elementwise work are not counted. The MFU figures of bench/gpu use it. */
+og_status og_zimage_flops(const og_zimage_config *c, int64_t lat_h, int64_t lat_w,
+                          int64_t cap_len, double *out);
 
 /* The pipeline's model time for a scheduler timestep: (1000 - t) / 1000 in fp32. */
 float og_zimage_model_time(float timestep);

@@ -63,6 +63,7 @@ struct og_zimage {
     float *fin_b;
     og_tensor fin_ada_w; /* [dim, adaln_dim] */
     float *fin_ada_b;
+    void *random_mem; /* og_zimage_random: the block every tensor above points into */
 };
 
 /* This rank's pieces of the sharded sequences (see the comment at the top). */

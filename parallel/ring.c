@@ -1,9 +1,10 @@
 /* Ring attention: each rank keeps its queries while the K/V super-shards travel the ring (send to
- * the next rank, receive from the previous), double-buffered so the transfer of the next block is
- * started before attention on the current one. Blocks may differ in length. Partial results merge
- * in fp32 by log-sum-exp. A local block (replicated text K/V) is attended exactly once, after the
- * ring, on every rank: it never travels. */
+ * the next rank, receive from the previous), double-buffered so that the transfer of the next
+ * block runs while attention works on the current one, and is waited for only after. Blocks may
+ * differ in length. Partial results merge in fp32 by log-sum-exp. A local block (replicated text
+ * K/V) is attended exactly once, after the ring, on every rank: it never travels. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/ops.h"
@@ -64,20 +65,35 @@ og_status og_ring_attention(og_comm *ring, const og_ring_args *a)
     const int64_t row = (int64_t)a->hn * a->D;
     const char *cur = a->kv_own;
     int blk = me;
+    /* Device hooks only queue attention: it is queued first and runs while the transfer below
+     * goes on (an in-process device copy may run inside sendrecv_start, on the calling thread).
+     * Host attention computes on the calling thread, so the transfer is posted first. */
+    const bool queued = a->ops != NULL;
     for (int step = 0; step < R; step++) {
         const int64_t len = a->block_len[blk];
         const int incoming = (blk + R - 1) % R;
         char *nxt = cur == (const char *)a->kv_a ? a->kv_b : a->kv_a;
+        const bool transfer = step < R - 1;
         og_comm_req req;
-        /* The peer overwrites nxt, which the previous step's (asynchronous) attention read. */
-        if (step < R - 1) {
+        /* The peer overwrites nxt, which the previous step's (asynchronous) attention read, and
+         * reads cur, which the previous step received or the Ulysses step wrote. Attention on
+         * cur neither writes cur nor touches nxt, so it may run during the transfer. */
+        if (transfer)
             OG_TRY(og_sp_sync(a->ops));
-            OG_TRY(og_comm_sendrecv_start(ring, cur, (size_t)(2 * len * row) * e, next, nxt,
-                                          (size_t)(2 * a->block_len[incoming] * row) * e, prev,
-                                          &req));
+        og_status st = OG_OK;
+        if (queued)
+            st = attend_block(a, cur, cur + (size_t)(len * row) * e, len, row, step == 0);
+        /* Posted even after a failed attention: the peers' transfers need their partner. */
+        if (transfer) {
+            const size_t in_bytes = (size_t)(2 * a->block_len[incoming] * row) * e;
+            og_status sst = og_comm_sendrecv_start(ring, cur, (size_t)(2 * len * row) * e, next,
+                                                   nxt, in_bytes, prev, &req);
+            if (sst != OG_OK)
+                return st != OG_OK ? st : sst;
         }
-        og_status st = attend_block(a, cur, cur + (size_t)(len * row) * e, len, row, step == 0);
-        if (step < R - 1) {
+        if (!queued)
+            st = attend_block(a, cur, cur + (size_t)(len * row) * e, len, row, step == 0);
+        if (transfer) {
             og_status wst = og_comm_sendrecv_wait(&req);
             if (st == OG_OK)
                 st = wst;
