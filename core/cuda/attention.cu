@@ -324,11 +324,13 @@ extern "C" og_status og_cuda_attention(og_cuda_ctx *ctx, const og_attn_desc *d, 
                                        float *lse)
 {
     int kv_heads = d->kv_heads ? d->kv_heads : d->heads;
-    if (d->heads <= 0 || kv_heads <= 0 || d->heads % kv_heads || d->head_dim <= 0 ||
-        d->head_dim > 32 * PLAIN_MAX_PER_LANE || d->head_dim % 2 || d->sq < 0 || d->skv < 0)
+    /* heads is the flash kernel's gridDim.y, at most 65535. */
+    if (d->heads <= 0 || d->heads > OG_CUDA_MAX_GRID_YZ || kv_heads <= 0 || d->heads % kv_heads ||
+        d->head_dim <= 0 || d->head_dim > 32 * PLAIN_MAX_PER_LANE || d->head_dim % 2 || d->sq < 0 ||
+        d->skv < 0)
         return og_fail(OG_ERR_INVALID_ARG, "attention: %d heads over %d kv heads of head_dim %d "
-                       "(head_dim must be even and at most %d)", d->heads, kv_heads, d->head_dim,
-                       32 * PLAIN_MAX_PER_LANE);
+                       "(at most %lld heads; head_dim must be even and at most %d)", d->heads,
+                       kv_heads, d->head_dim, OG_CUDA_MAX_GRID_YZ, 32 * PLAIN_MAX_PER_LANE);
     if (ot != OG_BF16 && ot != OG_F32)
         return og_fail(OG_ERR_UNSUPPORTED, "attention output of %s", og_dtype_name(ot));
     OG_TRY(og_cuda_use(ctx));

@@ -206,6 +206,8 @@ size_t og_cuda_peak_bytes(const og_cuda_ctx *ctx)
 og_status og_cuda_upload(og_cuda_ctx *ctx, void *dst, og_dtype dt, const void *host_src,
                          og_dtype st, size_t n)
 {
+    if (n == 0) /* malloc(0) below may return NULL */
+        return OG_OK;
     OG_TRY(og_cuda_use(ctx));
     size_t es = og_dtype_size(dt);
     if (st == dt) {
@@ -244,6 +246,8 @@ og_status og_cuda_download(og_cuda_ctx *ctx, float *host_dst, const void *src, o
     if (st != OG_F32 && st != OG_BF16)
         return og_fail(OG_ERR_UNSUPPORTED, "download of %s: device tensors are f32 or bf16",
                        og_dtype_name(st));
+    if (n == 0)
+        return OG_OK;
     OG_TRY(og_cuda_use(ctx));
     if (st == OG_F32) {
         OG_CUDA_TRY(cudaMemcpyAsync(host_dst, src, n * 4, cudaMemcpyDeviceToHost, ctx->stream));

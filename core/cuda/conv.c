@@ -1,6 +1,8 @@
 /* Convolutions for the VAEs through cuDNN: 2-D, and causal 3-D as a time-padded 3-D convolution.
  * bf16 tensors with fp32 accumulation on tensor cores; cuDNN's workspace and the padded input
  * come from the context's arena and are returned before the call ends (the stream orders reuse). */
+#include <limits.h>
+
 #include "core/cuda/cuda_internal.h"
 
 #ifdef OG_HAVE_CUDNN
@@ -14,9 +16,23 @@
         }                                                                              \
     } while (0)
 
+/* Packed strides of an n-dim tensor; false when it holds more than INT_MAX elements, which the
+ * legacy cuDNN descriptors (int dims and strides) cannot describe. */
+static bool packed_strides(int n, const int64_t *dim, int *stride)
+{
+    int64_t s = 1;
+    for (int i = n - 1; i >= 0; i--) {
+        stride[i] = (int)s;
+        s *= dim[i];
+        if (dim[i] <= 0 || s > INT_MAX)
+            return false;
+    }
+    return true;
+}
+
 /* y[cout, out...] = conv(x[cin, in...], w[cout, cin, k...]) over nsp spatial dims (2 or 3). */
-static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp, int cin,
-                         const int *in, const og_bf16 *wgt, int cout, const int *ksz,
+static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp, int64_t cin,
+                         const int64_t *in, const og_bf16 *wgt, int64_t cout, const int *ksz,
                          const int *stride, const int *pad)
 {
     og_status s = OG_OK;
@@ -24,15 +40,19 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
     cudnnFilterDescriptor_t wd = NULL;
     cudnnConvolutionDescriptor_t cd = NULL;
     size_t mark = og_arena_mark(&ctx->arena);
-    int nd = nsp + 2, xdim[5] = {1, cin}, ydim[5], wdim[5] = {cout, cin}, xs[5], ys[5];
+    int nd = nsp + 2, xdim[5], ydim[5], wdim[5] = {(int)cout, (int)cin}, xs[5], ys[5];
+    int64_t xdim64[5] = {1, cin}, ydim64[5];
     int dil[3] = {1, 1, 1};
     for (int i = 0; i < nsp; i++) {
-        xdim[2 + i] = in[i];
+        xdim64[2 + i] = in[i];
         wdim[2 + i] = ksz[i];
     }
-    xs[nd - 1] = 1;
-    for (int i = nd - 2; i >= 0; i--)
-        xs[i] = xs[i + 1] * xdim[i + 1];
+    if (!packed_strides(nd, xdim64, xs) || cout <= 0 || cout > INT_MAX)
+        return og_fail(OG_ERR_UNSUPPORTED, "conv %lld -> %lld channels: the input has more than "
+                       "2^31 elements, past what cuDNN's descriptors take; split it (tiles or "
+                       "frames)", (long long)cin, (long long)cout);
+    for (int i = 0; i < nd; i++)
+        xdim[i] = (int)xdim64[i];
     DNN_TRY(cudnnCreateTensorDescriptor(&xd));
     DNN_TRY(cudnnCreateTensorDescriptor(&yd));
     DNN_TRY(cudnnCreateFilterDescriptor(&wd));
@@ -43,9 +63,14 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
                                             CUDNN_DATA_FLOAT));
     DNN_TRY(cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH));
     DNN_TRY(cudnnGetConvolutionNdForwardOutputDim(cd, xd, wd, nd, ydim));
-    ys[nd - 1] = 1;
-    for (int i = nd - 2; i >= 0; i--)
-        ys[i] = ys[i + 1] * ydim[i + 1];
+    for (int i = 0; i < nd; i++)
+        ydim64[i] = ydim[i];
+    if (!packed_strides(nd, ydim64, ys)) {
+        s = og_fail(OG_ERR_UNSUPPORTED, "conv %lld -> %lld channels: the output is empty or has "
+                    "more than 2^31 elements, past what cuDNN's descriptors take; split the input "
+                    "(tiles or frames)", (long long)cin, (long long)cout);
+        goto done;
+    }
     DNN_TRY(cudnnSetTensorNdDescriptor(yd, CUDNN_DATA_BFLOAT16, nd, ydim, ys));
 
     /* The fastest algorithm (by cuDNN's heuristic) whose workspace the arena can give. */
@@ -60,10 +85,12 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
             pick = i;
     }
     if (pick < 0) {
-        s = usable ? og_fail(OG_ERR_OOM, "conv %d -> %d channels: no cuDNN algorithm fits the "
-                             "%zu bytes left in the device arena", cin, cout, room)
-                   : og_fail(OG_ERR_UNSUPPORTED, "conv %d -> %d channels: cuDNN has no bf16 "
-                             "algorithm for this shape on this GPU", cin, cout);
+        s = usable ? og_fail(OG_ERR_OOM, "conv %lld -> %lld channels: no cuDNN algorithm fits "
+                             "the %zu bytes left in the device arena", (long long)cin,
+                             (long long)cout, room)
+                   : og_fail(OG_ERR_UNSUPPORTED, "conv %lld -> %lld channels: cuDNN has no "
+                             "bf16 algorithm for this shape on this GPU", (long long)cin,
+                             (long long)cout);
         goto done;
     }
     void *ws = NULL;
@@ -71,6 +98,9 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
         s = OG_ERR_OOM;
         goto done;
     }
+    /* The heuristic reports the math type each algorithm was ranked with (it may fall back from
+     * tensor-op math); run the algorithm with that one. */
+    DNN_TRY(cudnnSetConvolutionMathType(cd, perf[pick].mathType));
     const float one = 1.0f, zero = 0.0f;
     DNN_TRY(cudnnConvolutionForward(ctx->dnn, &one, xd, x, wd, wgt, cd, perf[pick].algo, ws,
                                     perf[pick].memory, &zero, yd, y));
@@ -101,8 +131,9 @@ og_status og_cuda_conv2d(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int64_t
 {
     OG_TRY(need_arena(ctx, "conv2d"));
     OG_TRY(og_cuda_use(ctx));
-    int in[2] = {(int)h, (int)w}, k[2] = {kh, kw}, st[2] = {stride, stride}, pd[2] = {pad, pad};
-    OG_TRY(conv_nd(ctx, y, x, 2, (int)cin, in, wgt, (int)cout, k, st, pd));
+    int64_t in[2] = {h, w};
+    int k[2] = {kh, kw}, st[2] = {stride, stride}, pd[2] = {pad, pad};
+    OG_TRY(conv_nd(ctx, y, x, 2, cin, in, wgt, cout, k, st, pd));
     if (bias) {
         int64_t ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
         OG_TRY(og_cuda_add_channel_bias(ctx, y, bias, cout, ho * wo));
@@ -139,9 +170,9 @@ og_status og_cuda_conv3d_causal(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x,
         }
         xin = xp;
     }
-    int in[3] = {(int)tp, (int)h, (int)w}, k[3] = {kt, kh, kw}, st[3] = {1, 1, 1};
-    int pd[3] = {0, pad_h, pad_w};
-    og_status s = conv_nd(ctx, y, xin, 3, (int)cin, in, wgt, (int)cout, k, st, pd);
+    int64_t in[3] = {tp, h, w};
+    int k[3] = {kt, kh, kw}, st[3] = {1, 1, 1}, pd[3] = {0, pad_h, pad_w};
+    og_status s = conv_nd(ctx, y, xin, 3, cin, in, wgt, cout, k, st, pd);
     og_arena_release(&ctx->arena, mark);
     OG_TRY(s);
     if (bias) {

@@ -202,6 +202,8 @@ og_status og_cuda_swiglu(og_cuda_ctx *ctx, og_bf16 *out, const og_bf16 *gate, co
 og_status og_cuda_modulate(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, const float *scale,
                            const float *shift, int64_t rows, int64_t dim)
 {
+    if (!scale)
+        return og_fail(OG_ERR_INVALID_ARG, "modulate: scale is required (shift may be NULL)");
     LAUNCH_1D(modulate_kernel, rows * dim, (bf16 *)y, (const bf16 *)x, scale, shift, rows, dim);
     return OG_OK;
 }

@@ -171,17 +171,16 @@ og_status og_cuda_groupnorm(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, cons
                             const float *b, int64_t channels, int64_t hw, int groups, float eps,
                             bool silu)
 {
-    if (groups <= 0 || channels % groups)
-        return og_fail(OG_ERR_INVALID_ARG, "groupnorm: %lld channels in %d groups",
-                       (long long)channels, groups);
+    if (groups <= 0 || groups > OG_CUDA_MAX_GRID_YZ || channels % groups)
+        return og_fail(OG_ERR_INVALID_ARG, "groupnorm: %lld channels in %d groups (at most %lld "
+                       "groups, dividing the channels)", (long long)channels, groups,
+                       OG_CUDA_MAX_GRID_YZ);
     OG_TRY(og_cuda_use(ctx));
     int64_t cpg = channels / groups, gsize = cpg * hw;
     if (gsize == 0)
         return OG_OK;
-    int64_t chunks = (gsize + 16383) / 16384;
-    if (chunks > 256)
-        chunks = 256;
-    int64_t chunk = (gsize + chunks - 1) / chunks;
+    int64_t chunks, chunk;
+    og_cuda_gn_chunks(gsize, &chunks, &chunk);
     /* The statistics live in the cuBLASLt workspace: same stream, so no GEMM can overlap them. */
     float *part = (float *)ctx->workspace, *stat = part + groups * chunks * 3;
     if ((size_t)(groups * chunks * 3 + groups * 2) * sizeof(float) > ctx->workspace_bytes)
