@@ -14,63 +14,7 @@
 #include "core/tensor.h"
 #include "io/diffusers.h"
 #include "io/weights.h"
-
-#define VAE_MAX_BLOCKS 8
-#define VAE_MAX_RESNETS 8
-#define VAE_EPS 1e-6f /* resnet_eps of every norm in the decoder */
-
-typedef struct {
-    const void *w; /* [cout, cin, k, k], stored dtype */
-    og_dtype wt;
-    const float *b;
-    int64_t cin, cout;
-    int k;
-} vae_conv;
-
-typedef struct {
-    const float *w, *b;
-} vae_norm;
-
-typedef struct {
-    const void *w; /* [c, c], stored dtype */
-    og_dtype wt;
-    const float *b;
-} vae_linear;
-
-typedef struct {
-    int64_t cin, cout;
-    vae_norm norm1, norm2;
-    vae_conv conv1, conv2;
-    vae_conv shortcut; /* 1x1, only when cin != cout (w == NULL otherwise) */
-} vae_resnet;
-
-typedef struct {
-    vae_norm norm;
-    vae_linear q, k, v, o;
-} vae_attn;
-
-typedef struct {
-    int n_res;
-    vae_resnet res[VAE_MAX_RESNETS];
-    bool upsample;
-    vae_conv up_conv;
-} vae_up_block;
-
-struct og_vae {
-    og_weights *w;
-    int n_blocks;
-    int64_t block_out[VAE_MAX_BLOCKS];
-    int64_t latent_c, out_c;
-    int groups;
-    float scaling, shift;
-    bool has_post_quant, has_attn;
-    vae_conv post_quant, conv_in, conv_out;
-    vae_resnet mid_res[2];
-    vae_attn attn;
-    vae_up_block up[VAE_MAX_BLOCKS];
-    vae_norm norm_out;
-    og_arena arena;
-};
+#include "vae/autoencoder_kl_internal.h"
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
@@ -393,6 +337,99 @@ static int64_t vae_buffer_floats(const og_vae *v, int b0, int b1, int64_t h, int
     return m;
 }
 
+/* ---- the GPU decoder's tensor walk and memory plan ------------------------------------------ */
+
+static const float *walk_vec(og_vae_tensor_fn fn, void *arg, const float *x, int64_t n)
+{
+    og_dtype dt = OG_F32;
+    return fn(arg, x, &dt, n, false);
+}
+
+static void walk_conv(vae_conv *c, og_vae_tensor_fn fn, void *arg)
+{
+    if (!c->w)
+        return;
+    c->w = fn(arg, c->w, &c->wt, c->cout * c->cin * c->k * c->k, true);
+    c->b = walk_vec(fn, arg, c->b, c->cout);
+}
+
+static void walk_norm(vae_norm *n, int64_t c, og_vae_tensor_fn fn, void *arg)
+{
+    n->w = walk_vec(fn, arg, n->w, c);
+    n->b = walk_vec(fn, arg, n->b, c);
+}
+
+static void walk_linear(vae_linear *l, int64_t c, og_vae_tensor_fn fn, void *arg)
+{
+    l->w = fn(arg, l->w, &l->wt, c * c, true);
+    l->b = walk_vec(fn, arg, l->b, c);
+}
+
+static void walk_resnet(vae_resnet *r, og_vae_tensor_fn fn, void *arg)
+{
+    walk_norm(&r->norm1, r->cin, fn, arg);
+    walk_conv(&r->conv1, fn, arg);
+    walk_norm(&r->norm2, r->cout, fn, arg);
+    walk_conv(&r->conv2, fn, arg);
+    walk_conv(&r->shortcut, fn, arg);
+}
+
+void og_vae_walk_tensors(og_vae *v, og_vae_tensor_fn fn, void *arg)
+{
+    const int64_t top = v->block_out[v->n_blocks - 1];
+    if (v->has_post_quant)
+        walk_conv(&v->post_quant, fn, arg);
+    walk_conv(&v->conv_in, fn, arg);
+    walk_resnet(&v->mid_res[0], fn, arg);
+    walk_resnet(&v->mid_res[1], fn, arg);
+    if (v->has_attn) {
+        walk_norm(&v->attn.norm, top, fn, arg);
+        walk_linear(&v->attn.q, top, fn, arg);
+        walk_linear(&v->attn.k, top, fn, arg);
+        walk_linear(&v->attn.v, top, fn, arg);
+        walk_linear(&v->attn.o, top, fn, arg);
+    }
+    for (int i = 0; i < v->n_blocks; i++) {
+        for (int j = 0; j < v->up[i].n_res; j++)
+            walk_resnet(&v->up[i].res[j], fn, arg);
+        if (v->up[i].upsample)
+            walk_conv(&v->up[i].up_conv, fn, arg);
+    }
+    walk_norm(&v->norm_out, v->block_out[0], fn, arg);
+    walk_conv(&v->conv_out, fn, arg);
+}
+
+static size_t aligned64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+static const void *count_device_bytes(void *arg, const void *data, og_dtype *dt, int64_t n,
+                                      bool matrix)
+{
+    *(size_t *)arg += aligned64((size_t)n * (matrix ? 2 : 4)); /* bf16 matrices, f32 vectors */
+    return data;
+}
+
+og_status og_vae_device_plan_for(const og_vae *v, int64_t h, int64_t w, og_vae_device_plan *out)
+{
+    if (h < 1 || w < 1 || h > 65536 || w > 65536)
+        return og_fail(OG_ERR_INVALID_ARG, "VAE decode on the GPU: bad latent size %lldx%lld",
+                       (long long)h, (long long)w);
+    og_vae copy = *v; /* the walk rewrites pointers; counting returns them unchanged anyway */
+    size_t weights = 0;
+    og_vae_walk_tensors(&copy, count_device_bytes, &weights);
+    const size_t hw = (size_t)(h * w), bf16 = sizeof(uint16_t);
+    out->weights = weights;
+    out->latent = aligned64((size_t)v->latent_c * hw * bf16);
+    out->buffer = aligned64((size_t)vae_buffer_floats(v, 0, v->n_blocks, h, w) * bf16);
+    out->attention =
+        v->has_attn ? 3 * aligned64(hw * (size_t)v->block_out[v->n_blocks - 1] * bf16) : 0;
+    out->workspace = OG_VAE_CONV_WORKSPACE;
+    out->work = out->latent + 3 * out->buffer + out->attention + out->workspace;
+    return OG_OK;
+}
+
 /* Sets up the arena for one decode: three activation buffers of buf_floats each, q/k/v for a
  * mid-block attention over attn_hw positions, and room for `extra` floats that the caller takes
  * with vae_take. The arena grows only when a larger decode needs it. */
@@ -466,15 +503,13 @@ static og_status vae_forward_head(const og_vae *v, vae_scratch *s, int cur, int6
 
 /* ---- decode, untiled or tiled --------------------------------------------------------------- */
 
-/* latents / scaling_factor + shift_factor, in f32 as the pipeline computes it. */
-static void unscale(const og_vae *v, float *z, const float *lat, int64_t n)
+void og_vae_unscale(const og_vae *v, float *z, const float *lat, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         z[i] = lat[i] / v->scaling + v->shift;
 }
 
-/* VaeImageProcessor.denormalize: clamp(x * 0.5 + 0.5, 0, 1). */
-static void postprocess(float *rgb, int64_t n)
+void og_vae_postprocess(float *rgb, int64_t n)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
@@ -555,7 +590,7 @@ static og_status decode_tiled(og_vae *v, const float *lat, int64_t h, int64_t w,
     float *out = vae_take(v, oc * TH * TW), *wy_sum = vae_take(v, H), *wx_sum = vae_take(v, W);
     float *wx = vae_take(v, TW);
 
-    unscale(v, z, lat, c * h * w);
+    og_vae_unscale(v, z, lat, c * h * w);
     int cur;
     int64_t hh = h, ww = w;
     OG_TRY(vae_forward_mid(v, &s, z, h, w, &cur));
@@ -616,13 +651,13 @@ og_status og_vae_decode(og_vae *v, const float *latents, int64_t h, int64_t w, f
         OG_TRY(vae_scratch_setup(v, &s, vae_buffer_floats(v, 0, v->n_blocks, h, w), h * w,
                                  c * h * w));
         float *z = vae_take(v, c * h * w);
-        unscale(v, z, latents, c * h * w);
+        og_vae_unscale(v, z, latents, c * h * w);
         int cur;
         int64_t hh = h, ww = w;
         OG_TRY(vae_forward_mid(v, &s, z, h, w, &cur));
         OG_TRY(vae_forward_blocks(v, &s, 0, v->n_blocks, &cur, &hh, &ww));
         OG_TRY(vae_forward_head(v, &s, cur, hh, ww, rgb));
     }
-    postprocess(rgb, v->out_c * f * h * f * w);
+    og_vae_postprocess(rgb, v->out_c * f * h * f * w);
     return OG_OK;
 }
