@@ -161,6 +161,10 @@ og_status og_cuda_modulate(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, const
 og_status og_cuda_gated_residual(og_cuda_ctx *ctx, og_bf16 *x, const og_bf16 *y,
                                  const float *gate, bool tanh_gate, int64_t rows, int64_t dim);
 og_status og_cuda_softmax(og_cuda_ctx *ctx, og_bf16 *x, int64_t rows, int64_t dim);
+/* y[r * stride + c] += bias[c] for r < rows, c < cols: the bias of a token-major product that
+ * og_cuda_gemm computed (bias f32 [cols]). */
+og_status og_cuda_add_row_bias(og_cuda_ctx *ctx, og_bf16 *y, const float *bias, int64_t rows,
+                               int64_t cols, int64_t stride);
 
 /* ---- rotary position embedding ------------------------------------------------------------- */
 

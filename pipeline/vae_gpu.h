@@ -1,0 +1,23 @@
+/* The pipeline's VAE decode on a GPU (--backend cuda): the decoder's weights uploaded as bf16 to
+ * the first GPU of --devices at the first decode and kept, each decode's activations reserved
+ * for that decode only. In a build without CUDA it fails with OG_ERR_UNSUPPORTED naming the
+ * rebuild. */
+#ifndef OG_PIPELINE_VAE_GPU_H
+#define OG_PIPELINE_VAE_GPU_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "vae/autoencoder_kl.h"
+
+typedef struct og_vae_gpu og_vae_gpu;
+
+/* og_vae_decode(vae, latents, h, w, rgb, NULL) on the GPU: rgb [3, f*h, f*w] host f32 in [0, 1].
+ * *gpu NULL uploads the weights first (to list entry 0 of devices, a --devices list, or GPU 0
+ * when NULL) and keeps them there for the next call. Decodes in one piece; a decode that does not
+ * fit the GPU fails before any work with the bytes it needs and the bytes free. */
+og_status og_vae_gpu_decode(og_vae_gpu **gpu, const og_vae *vae, const char *devices,
+                            const float *latents, int64_t h, int64_t w, float *rgb);
+void og_vae_gpu_free(og_vae_gpu *gpu);
+
+#endif
