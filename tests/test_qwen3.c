@@ -1,7 +1,8 @@
 /* Qwen3 text encoder against transformers: for every Z-Image fixture variant, the prompt's ids
  * from og_bpe_encode_chat must equal the pipeline's, and og_qwen3_encode on them must reproduce
  * the pipeline's prompt_embeds (hidden_states[-2] of the real tokens) to 1e-4 relative, also for
- * a prompt truncated at 512 tokens; plus argument errors and a "model."-prefixed checkpoint. */
+ * a prompt truncated at 512 tokens; plus argument errors, a "model."-prefixed checkpoint and the
+ * device memory plan of the GPU encoder (og_qwen3_gpu_plan_for) against the checkpoint. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "testutil.h"
 #include "text/bpe.h"
 #include "text/qwen3.h"
+#include "text/qwen3_internal.h"
 
 static const double TOL = 1e-4;
 
@@ -150,11 +152,63 @@ static void check_model_prefix(void)
     CHECK(s != OG_OK && !none, "a transformer folder loaded as a text encoder");
 }
 
+/* The GPU encoder's device plan (og_qwen3_gpu_plan_for) against the checkpoint itself: the
+ * weight bytes are the used layers' tensors as the GPU stores them (matrices bf16, vectors f32),
+ * counted from the file, up to the 64-byte rounding of each buffer; the work bytes are the
+ * activations of one layer for n tokens up to the same rounding, and grow linearly in n. */
+static void check_gpu_plan(void)
+{
+    const char *dir = "models/zimage-tiny/text_encoder";
+    og_qwen3 *te = NULL;
+    og_weights *w = NULL;
+    CHECK_OK(og_qwen3_load(&te, dir));
+    CHECK_OK(og_weights_open_dir(&w, dir));
+    if (!te || !w) {
+        og_qwen3_free(te);
+        og_weights_free(w);
+        return;
+    }
+    size_t bytes = 0;
+    int tensors = 0;
+    for (int i = 0; i < og_weights_count(w); i++) {
+        const char *name = og_weights_name(w, i);
+        int layer;
+        if (sscanf(name, "layers.%d.", &layer) != 1 || layer >= og_qwen3_layers(te) - 1)
+            continue; /* the embedding stays on the host; the last layer never runs */
+        og_tensor t;
+        CHECK_OK(og_weights_get(w, name, &t));
+        bytes += (size_t)og_tensor_numel(&t) * (t.ndim == 2 ? 2 : 4);
+        tensors++;
+    }
+    og_qwen3_gpu_plan p1, p512;
+    CHECK_OK(og_qwen3_gpu_plan_for(te, 1, &p1));
+    CHECK_OK(og_qwen3_gpu_plan_for(te, 512, &p512));
+    CHECK(tensors == 2 * 11 && p1.weight_bytes >= bytes && p1.weight_bytes <= bytes + 64 * tensors,
+          "plan weights %zu bytes, the checkpoint's %d used tensors %zu", p1.weight_bytes,
+          tensors, bytes);
+    CHECK(p512.weight_bytes == p1.weight_bytes, "weights depend on the token count");
+    /* Per token: x, h (hidden), q | k | v, attention out, gate | up, SwiGLU (bf16), cos and sin
+     * (f32, head_dim / 2 each). */
+    CHECK(te->hidden == 32 && te->heads == 4 && te->kv_heads == 2 && te->head_dim == 16 &&
+          te->inter == 96, "the bundled encoder's config changed");
+    const size_t H = 32, hd = 16, q = 4 * hd, kv = 2 * hd, I = 96;
+    const size_t per_token = 2 * (2 * H + q + 2 * kv + q + 2 * I + I) + 4 * hd;
+    CHECK(p512.work_bytes >= 512 * per_token && p512.work_bytes <= 512 * per_token + 8 * 64,
+          "plan work %zu bytes for 512 tokens, expected %zu (+ rounding)", p512.work_bytes,
+          512 * per_token);
+    og_qwen3_gpu_plan p0;
+    og_status s = og_qwen3_gpu_plan_for(te, 0, &p0);
+    CHECK(s == OG_ERR_INVALID_ARG, "a plan for 0 tokens gave %s", og_status_name(s));
+    og_weights_free(w);
+    og_qwen3_free(te);
+}
+
 int main(void)
 {
     static const char *const variants[] = {"base", "odd", "cfg", "h30"};
     for (int i = 0; i < 4; i++)
         check_variant(variants[i]);
     check_model_prefix();
+    check_gpu_plan();
     return og_test_finish("test_qwen3");
 }
