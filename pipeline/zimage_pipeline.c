@@ -17,6 +17,7 @@
 #include "io/image.h"
 #include "parallel/sp.h"
 #include "pipeline/pipeline_internal.h"
+#include "pipeline/text_gpu.h"
 #include "samplers/cfg.h"
 #include "samplers/flowmatch.h"
 #include "samplers/noise.h"
@@ -178,20 +179,33 @@ static void report(const og_gen_params *p, og_phase phase, double t_start)
         p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
 }
 
-/* Caption features [*len, cap_feat_dim] of one branch (0 = prompt, 1 = negative prompt). */
-static og_status encode_branch(og_ctx *ctx, const og_gen_params *p, int branch, float **out,
-                               int64_t *len)
+/* Caption features cap[b] [len[b], cap_feat_dim] of each branch (0 = prompt, 1 = negative
+ * prompt). --backend cuda encodes them on the first listed GPU, whose encoder memory is given back
+ * before the DiT's ranks reserve theirs (pipeline/text_gpu.h). */
+static og_status encode_prompts(og_ctx *ctx, const og_gen_params *p, float **cap, int64_t *len)
 {
-    int32_t *ids;
-    int n;
-    OG_TRY(og_prompt_ids(ctx, p, branch, &ids, &n));
-    *len = n;
-    *out = malloc(sizeof(float) * (size_t)n * og_qwen3_hidden(ctx->text));
-    og_status s = *out ? og_qwen3_encode(ctx->text, ids, n, *out)
-                       : og_fail(OG_ERR_OOM, "out of memory for the prompt embeddings");
-    free(ids);
+    const int branches = uses_cfg(p) ? 2 : 1;
+    const bool gpu = ctx->lp.backend == OG_BACKEND_CUDA;
+    int32_t *ids[2] = {NULL, NULL};
+    int n[2] = {0, 0};
+    og_status s = OG_OK;
+    for (int b = 0; b < branches && s == OG_OK; b++) {
+        s = og_prompt_ids(ctx, p, b, &ids[b], &n[b]);
+        len[b] = n[b];
+        if (s == OG_OK && !(cap[b] = malloc(sizeof(float) * (size_t)n[b] *
+                                            (size_t)og_qwen3_hidden(ctx->text))))
+            s = og_fail(OG_ERR_OOM, "out of memory for the prompt embeddings");
+    }
+    if (s == OG_OK && gpu)
+        s = og_text_gpu_encode(ctx->text, ctx->lp.devices, branches, (const int32_t *const *)ids,
+                               n, cap);
+    for (int b = 0; b < branches && s == OG_OK && !gpu; b++)
+        s = og_qwen3_encode(ctx->text, ids[b], n[b], cap[b]);
+    free(ids[0]);
+    free(ids[1]);
     return s;
 }
+
 
 static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out,
                           double t_start, float **cap, float **init, float *sigmas,
@@ -200,8 +214,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     og_set_threads(p->threads);
     report(p, OG_PHASE_ENCODE, t_start);
     int64_t cap_len[2] = {0, 0};
-    for (int b = 0; b < (uses_cfg(p) ? 2 : 1); b++)
-        OG_TRY(encode_branch(ctx, p, b, &cap[b], &cap_len[b]));
+    OG_TRY(encode_prompts(ctx, p, cap, cap_len));
 
     int64_t lat_h = p->height / ctx->vae_scale, lat_w = p->width / ctx->vae_scale;
     int64_t n = ctx->latent_channels * lat_h * lat_w;
