@@ -7,26 +7,30 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "parallel/plan.h"
 #include "pipeline/batch.h"
 #include "pipeline/omnigen.h"
 #include "pipeline/progress.h"
 
 /* ---- running ---------------------------------------------------------------------------------- */
 
-/* One generation with progress on stderr; prints the error with `where` in front. */
-static bool run_one(og_ctx *ctx, const og_gen_params *p, const char *label, const char *where)
+/* One generation with progress on stderr (the leader's only, under MPI); prints the error with
+ * `where` in front. */
+static bool run_one(og_ctx *ctx, const og_gen_params *p, const char *label, const char *where,
+                    bool leader)
 {
     og_progress_bar bar;
     og_progress_bar_init(&bar, stderr, label, -1);
     og_gen_params q = *p;
-    q.progress = og_progress_bar_report;
+    q.progress = leader ? og_progress_bar_report : NULL;
     q.progress_user = &bar;
     og_image_result img;
     if (og_generate(ctx, &q, &img) != OG_OK) {
         fprintf(stderr, "omnigen: %s%s\n", where, og_error_message());
         return false;
     }
-    fprintf(stderr, "omnigen: wrote %s (%dx%d, seed %llu, %d steps, %.2fs)\n", q.output,
+    if (leader)
+        fprintf(stderr, "omnigen: wrote %s (%dx%d, seed %llu, %d steps, %.2fs)\n", q.output,
             img.width, img.height, (unsigned long long)q.seed, q.steps,
             img.seconds_encode + img.seconds_denoise + img.seconds_decode);
     og_image_result_free(&img);
@@ -36,7 +40,11 @@ static bool run_one(og_ctx *ctx, const og_gen_params *p, const char *label, cons
 static int run_batch(og_ctx *ctx, const og_cli_opts *o)
 {
     og_batch batch;
-    if (og_batch_read(o->prompt_file, &batch) != OG_OK) {
+    og_status st = og_batch_read(o->prompt_file, &batch);
+    if (o->lp.world) /* a file missing on one node must fail every process */
+        st = og_comm_agree(o->lp.world, st);
+    if (st != OG_OK) {
+        og_batch_free(&batch);
         fprintf(stderr, "omnigen: --prompt-file: %s\n", og_error_message());
         return OG_EXIT_USAGE;
     }
@@ -53,7 +61,8 @@ static int run_batch(og_ctx *ctx, const og_cli_opts *o)
         snprintf(where, sizeof where, "%s:%d: ", o->prompt_file, job->line);
         bool ok;
         if (job->error) {
-            fprintf(stderr, "omnigen: %s%s\n", where, job->error);
+            if (og_cli_leader(o))
+                fprintf(stderr, "omnigen: %s%s\n", where, job->error);
             ok = false;
         } else {
             og_gen_params p = o->p;
@@ -61,7 +70,7 @@ static int run_batch(og_ctx *ctx, const og_cli_opts *o)
             p.output = out_name;
             og_batch_apply(job, &p);
             snprintf(label, sizeof label, "[%d/%d line %d]", i + 1, batch.count, job->line);
-            ok = run_one(ctx, &p, label, where);
+            ok = run_one(ctx, &p, label, where, og_cli_leader(o));
         }
         if (!ok) {
             size_t n = strlen(failed_lines);
@@ -71,7 +80,7 @@ static int run_batch(og_ctx *ctx, const og_cli_opts *o)
             failed++;
         }
     }
-    if (failed)
+    if (failed && og_cli_leader(o))
         fprintf(stderr, "omnigen: %d of %d prompts failed (line %s of %s)\n", failed, batch.count,
                 failed_lines, o->prompt_file);
     og_batch_free(&batch);
@@ -84,10 +93,13 @@ int og_cli_generate(int argc, char **argv)
     int rc = og_cli_parse(&o, OG_CLI_GENERATE, argc, argv);
     if (rc >= 0)
         return rc;
+    if ((rc = og_cli_world_start(&o)) >= 0)
+        return rc;
 
     og_ctx *ctx;
     if (og_load_dir(&ctx, o.model, &o.lp) != OG_OK) {
         fprintf(stderr, "omnigen: --model %s: %s\n", o.model, og_error_message());
+        og_cli_world_end(&o);
         return 1;
     }
     if (o.prompt_file) {
@@ -96,8 +108,9 @@ int og_cli_generate(int argc, char **argv)
         fprintf(stderr, "omnigen: %s\n", og_error_message());
         rc = OG_EXIT_USAGE;
     } else {
-        rc = run_one(ctx, &o.p, NULL, "") ? 0 : 1;
+        rc = run_one(ctx, &o.p, NULL, "", og_cli_leader(&o)) ? 0 : 1;
     }
     og_free(ctx);
+    og_cli_world_end(&o);
     return rc;
 }

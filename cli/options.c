@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "parallel/comm.h"
 
 #if defined(OG_HAVE_CUDA) && __has_include("core/cuda/cuda_backend.h")
 #include "core/cuda/cuda_backend.h"
@@ -44,11 +45,16 @@ static const char generate_usage[] =
     "  --devices LIST         GPUs to use with --backend cuda, e.g. 0,1 (default: all)\n"
     "  --precision fp32|bf16  CPU compute: fp32 matches the reference; bf16 runs the matrix\n"
     "                         products on AMX, ~2.5x faster, ~3e-3 relative error (default fp32)\n"
-    "  --threads N            CPU threads in all, shared by the ranks (default: all cores)\n"
+    "  --threads N            CPU threads of this process, shared by its ranks (default: its\n"
+    "                         share of the node's cores)\n"
+    "  --launcher MODE        threads: the ranks are threads of this process; mpi: one rank per\n"
+    "                         process of mpiexec; auto: mpi when started by mpiexec with several\n"
+    "                         processes (default auto)\n"
     "  -v, --verbose          more log output (twice: debug)\n"
     "  --help, --version\n"
     "\n"
-    "Ranks run as threads of this process: world size = cfg x ring x ulysses degree.\n"
+    "World size = cfg x ring x ulysses degree: threads of this process, or under\n"
+    "mpiexec -np <world size> one rank per process (rank 0 prints and writes).\n"
     "omnigen serve --help: the HTTP endpoint.\n";
 
 static const char serve_usage[] =
@@ -132,7 +138,7 @@ static bool parse_guidance(const char *flag, const char *s, float *out)
 typedef enum {
     F_HOST, F_PORT, F_MODEL, F_PROMPT, F_NEG, F_WIDTH, F_HEIGHT, F_STEPS, F_GUIDANCE, F_SEED, F_OUTPUT,
     F_ULYSSES, F_RING, F_UMODE, F_CFG, F_BACKEND, F_DEVICES, F_PRECISION, F_THREADS, F_PROMPT_FILE,
-    F_HELP, F_VERSION, F_VERBOSE
+    F_LAUNCHER, F_HELP, F_VERSION, F_VERBOSE
 } flag_id;
 
 enum { GEN = 1 << OG_CLI_GENERATE, SERVE = 1 << OG_CLI_SERVE, BOTH = GEN | SERVE };
@@ -165,6 +171,7 @@ static const flag_def flags[] = {
     {"--precision", NULL, F_PRECISION, true, BOTH},
     {"--threads", NULL, F_THREADS, true, BOTH},
     {"--prompt-file", NULL, F_PROMPT_FILE, true, GEN},
+    {"--launcher", NULL, F_LAUNCHER, true, GEN},
     {"--help", "-h", F_HELP, false, BOTH},
     {"--version", NULL, F_VERSION, false, BOTH},
     {"--verbose", "-v", F_VERBOSE, false, BOTH},
@@ -227,6 +234,10 @@ static bool apply_flag(og_cli_opts *o, const flag_def *f, const char *name, cons
         p->threads = (int)n;
         return true;
     case F_PROMPT_FILE: o->prompt_file = v; return true;
+    case F_LAUNCHER:
+        if (og_launcher_parse(v, &o->launcher) != OG_OK)
+            return usage_error("%s: expected auto, threads or mpi, got '%s'", name, v);
+        return true;
     case F_HELP: case F_VERSION: case F_VERBOSE: return true;
     }
     return false;
@@ -375,5 +386,44 @@ int og_cli_parse(og_cli_opts *o, og_cli_mode mode, int argc, char **argv)
         return OG_EXIT_USAGE;
     if (!o->model)
         o->model = default_model();
+#ifdef OG_HAVE_MPI
+    const bool have_mpi = true;
+#else
+    const bool have_mpi = false;
+#endif
+    if (mode == OG_CLI_GENERATE &&
+        og_launcher_resolve(o->launcher, og_launcher_env_size(), have_mpi, &o->launcher) != OG_OK) {
+        fprintf(stderr, "omnigen: %s\n", og_error_message());
+        return OG_EXIT_USAGE;
+    }
     return -1;
 }
+
+/* ---- the process world ------------------------------------------------------------------------ */
+
+int og_cli_world_start(og_cli_opts *o)
+{
+    if (o->launcher != OG_LAUNCHER_MPI)
+        return -1;
+#ifdef OG_HAVE_MPI
+    if (og_mpi_init(NULL, NULL) != OG_OK || og_comm_mpi_world(&o->lp.world) != OG_OK) {
+        fprintf(stderr, "omnigen: --launcher mpi: %s\n", og_error_message());
+        og_mpi_finalize();
+        return 1;
+    }
+#endif
+    return -1;
+}
+
+void og_cli_world_end(og_cli_opts *o)
+{
+    if (o->launcher != OG_LAUNCHER_MPI)
+        return;
+#ifdef OG_HAVE_MPI
+    og_comm_free(o->lp.world);
+    o->lp.world = NULL;
+    og_mpi_finalize();
+#endif
+}
+
+bool og_cli_leader(const og_cli_opts *o) { return !o->lp.world || o->lp.world->rank == 0; }

@@ -4,6 +4,9 @@
 #ifndef OG_CLI_OPTIONS_H
 #define OG_CLI_OPTIONS_H
 
+#include <stdbool.h>
+
+#include "parallel/plan.h"
 #include "pipeline/omnigen.h"
 
 #define OG_EXIT_USAGE 2
@@ -17,7 +20,8 @@ typedef struct {
     const char *host;        /* serve: address to bind (default 127.0.0.1) */
     int port;                /* serve: 0 = any free port (printed at start) */
     og_gen_params p;         /* generate: the request; serve: the defaults of every request */
-    og_load_params lp;
+    og_load_params lp;       /* lp.world: set by og_cli_world_start under MPI */
+    og_launcher launcher;    /* generate: threads or mpi once parsed (auto resolved) */
     int verbose;
 } og_cli_opts;
 
@@ -28,5 +32,13 @@ typedef struct {
  * go on, else the exit code: 0 after --help or --version, OG_EXIT_USAGE after a bad flag, value
  * or combination (message printed). */
 int og_cli_parse(og_cli_opts *o, og_cli_mode mode, int argc, char **argv);
+
+/* With the mpi launcher: starts MPI and sets o->lp.world (see og_load_params.world). Returns -1
+ * to go on, else the exit code (message printed). og_cli_world_end frees the world and ends MPI;
+ * both are no-ops with the threads launcher. */
+int og_cli_world_start(og_cli_opts *o);
+void og_cli_world_end(og_cli_opts *o);
+/* True on the process that prints progress and results: world rank 0, or the only process. */
+bool og_cli_leader(const og_cli_opts *o);
 
 #endif

@@ -73,3 +73,9 @@ void og_comm_free(og_comm *c)
     if (c)
         c->ops->destroy(c);
 }
+
+void og_comm_abort(og_comm *c, const char *message)
+{
+    if (c && c->ops->abort)
+        c->ops->abort(c, message);
+}

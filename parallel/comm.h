@@ -60,6 +60,10 @@ typedef struct {
      * A negative color gives *out = NULL. */
     og_status (*split)(og_comm *c, int color, int key, og_comm **out);
     void (*destroy)(og_comm *c);
+    /* Optional. Ends the whole world for a rank that failed where its peers cannot learn of it
+     * (they may be waiting inside a collective): MPI ends the job. NULL: nothing to do (the
+     * in-process launcher aborts its own world). */
+    void (*abort)(og_comm *c, const char *message);
 } og_comm_ops;
 
 struct og_comm {
@@ -88,6 +92,8 @@ og_status og_comm_barrier(og_comm *c);
 og_status og_comm_all_reduce_sum_f32(og_comm *c, const float *send, float *recv, size_t n);
 og_status og_comm_split(og_comm *c, int color, int key, og_comm **out);
 void og_comm_free(og_comm *c); /* NULL is fine */
+/* The backend's abort (see og_comm_ops.abort); returns only when it has none. */
+void og_comm_abort(og_comm *c, const char *message);
 
 /* ---- in-process: ranks are threads ---------------------------------------------------------- */
 
@@ -117,6 +123,11 @@ void og_inproc_world_free(og_inproc_world *w);
 /* Wraps MPI_COMM_WORLD (MPI must be initialised by the caller, with MPI_THREAD_FUNNELED or
  * better). og_comm_free releases the wrapper, never MPI_COMM_WORLD itself. */
 og_status og_comm_mpi_world(og_comm **out);
+/* MPI_Init_thread with MPI_THREAD_FUNNELED (only the calling thread makes MPI calls) and
+ * errors returned, not fatal; og_mpi_finalize ends it (no-op when it was never started). The
+ * abort of an MPI communicator logs the message and calls MPI_Abort on MPI_COMM_WORLD. */
+og_status og_mpi_init(int *argc, char ***argv);
+void og_mpi_finalize(void);
 
 /* ---- NCCL (built when NCCL is found: OG_HAVE_NCCL) ------------------------------------------ */
 
@@ -124,7 +135,9 @@ og_status og_comm_mpi_world(og_comm **out);
  * processes, or in-process for one thread per GPU): rank 0 makes the NCCL unique id and
  * broadcasts it. Binds the calling thread to `device`, creates a stream for the communicator.
  * Buffers are device pointers; operations are enqueued on that stream and complete (host-side)
- * before they return, except sendrecv_start whose completion is sendrecv_wait. */
+ * before they return, except sendrecv_start whose completion is sendrecv_wait. The send/receive
+ * and all-gather-v also take host buffers (the pipeline's CFG exchange of host velocities), which
+ * they stage through device memory. */
 og_status og_comm_nccl_create(og_comm **out, og_comm *bootstrap, int device);
 /* The cudaStream_t (as void *) the communicator enqueues on, for event-based ordering. */
 void *og_comm_nccl_stream(og_comm *c);

@@ -1,6 +1,7 @@
 /* The MPI communicator (OpenMPI): CPU ranks across processes and nodes, with byte counts mapped
  * onto MPI_BYTE. Errors come back as return codes (MPI_ERRORS_RETURN), never as an abort. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <mpi.h>
@@ -177,6 +178,15 @@ static void mpi_destroy(og_comm *c)
     free(c);
 }
 
+/* A rank that failed while its peers may wait in a collective ends the job: the launcher then
+ * stops every process (non-zero exit), instead of leaving them waiting forever. */
+static void mpi_abort(og_comm *c, const char *message)
+{
+    fprintf(stderr, "omnigen: rank %d: %s\n", c->rank, message);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 static const og_comm_ops mpi_ops = {
     .name = "mpi",
     .all_to_all_v = mpi_all_to_all_v,
@@ -188,6 +198,7 @@ static const og_comm_ops mpi_ops = {
     .all_reduce_sum_f32 = mpi_all_reduce_sum_f32,
     .split = mpi_split,
     .destroy = mpi_destroy,
+    .abort = mpi_abort,
 };
 
 og_status og_comm_mpi_world(og_comm **out)
@@ -198,4 +209,26 @@ og_status og_comm_mpi_world(og_comm **out)
     if (!ready)
         return og_fail(OG_ERR_COMM, "MPI is not initialised: call MPI_Init_thread first");
     return wrap(out, MPI_COMM_WORLD, 0);
+}
+
+og_status og_mpi_init(int *argc, char ***argv)
+{
+    int provided = 0;
+    OG_TRY(mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init"));
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (provided < MPI_THREAD_FUNNELED) {
+        MPI_Finalize();
+        return og_fail(OG_ERR_COMM, "this MPI library offers no MPI_THREAD_FUNNELED support, "
+                                    "which omnigen's threaded CPU ops need");
+    }
+    return OG_OK;
+}
+
+void og_mpi_finalize(void)
+{
+    int started = 0, ended = 0;
+    MPI_Initialized(&started);
+    MPI_Finalized(&ended);
+    if (started && !ended)
+        MPI_Finalize();
 }

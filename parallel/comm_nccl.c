@@ -1,7 +1,10 @@
 /* The NCCL communicator: one GPU per rank, device buffers, one CUDA stream per communicator.
  * Variable-size exchanges are grouped point-to-point calls (all-to-all-v) or grouped broadcasts
  * (all-gather-v). Every operation but sendrecv_start synchronises its stream before returning,
- * so callers on the host see completed data; sendrecv_wait synchronises the started pair. */
+ * so callers on the host see completed data; sendrecv_wait synchronises the started pair.
+ * Send/receive and all-gather-v stage host buffers through a device buffer (the pipeline
+ * exchanges its host velocities this way once per step). Compiled here, never run: no GPU. */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <cuda_runtime.h>
@@ -14,6 +17,10 @@ typedef struct {
     cudaStream_t stream;
     float *one; /* a device float: the barrier is an all-reduce of it */
     int device;
+    char *stage; /* device staging for host buffers, grown on demand */
+    size_t stage_bytes;
+    void *host_recv; /* a started send/receive into host memory: copied there by the wait */
+    size_t host_recv_off, host_recv_bytes; /* where the received bytes sit in `stage` */
 } nccl_comm;
 
 static const og_comm_ops nccl_ops;
@@ -32,6 +39,39 @@ static og_status cuda_check(cudaError_t rc, const char *what)
     if (rc == cudaSuccess)
         return OG_OK;
     return og_fail(OG_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(rc));
+}
+
+/* Host memory (pageable or pinned) that NCCL cannot read or write directly. */
+static bool on_host(const void *p)
+{
+    struct cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError(); /* older runtimes report plain host memory as an error */
+        return true;
+    }
+    return a.type == cudaMemoryTypeUnregistered || a.type == cudaMemoryTypeHost;
+}
+
+/* At least `bytes` of device staging memory. */
+static og_status stage_reserve(nccl_comm *n, size_t bytes)
+{
+    if (bytes <= n->stage_bytes)
+        return OG_OK;
+    OG_TRY(cuda_check(cudaStreamSynchronize(n->stream), "staging"));
+    cudaFree(n->stage);
+    n->stage = NULL;
+    n->stage_bytes = 0;
+    OG_TRY(cuda_check(cudaMalloc((void **)&n->stage, bytes), "staging malloc"));
+    n->stage_bytes = bytes;
+    return OG_OK;
+}
+
+static og_status stage_copy(nccl_comm *n, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return OG_OK;
+    return cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, n->stream),
+                      "staging copy");
 }
 
 /* Closes a group of enqueued calls and waits for the stream. */
@@ -69,12 +109,29 @@ static og_status nccl_all_gather_v(og_comm *c, const void *send, size_t send_byt
 {
     nccl_comm *n = impl_of(c);
     OG_TRY(cuda_check(cudaSetDevice(n->device), "set device"));
+    void *host_recv = NULL;
+    size_t extent = 0;
+    if (on_host(send) || on_host(recv)) {
+        /* Gather in place in a device copy of recv, then copy the whole extent back. */
+        for (int j = 0; j < c->size; j++)
+            if (recv_counts[j] && recv_displs[j] + recv_counts[j] > extent)
+                extent = recv_displs[j] + recv_counts[j];
+        OG_TRY(stage_reserve(n, extent));
+        OG_TRY(stage_copy(n, n->stage + recv_displs[c->rank], send, send_bytes));
+        host_recv = recv;
+        recv = n->stage;
+        send = n->stage + recv_displs[c->rank];
+    }
     ncclResult_t rc = ncclGroupStart();
     for (int j = 0; j < c->size && rc == ncclSuccess; j++)
         if (recv_counts[j])
             rc = ncclBroadcast(j == c->rank ? send : NULL, (char *)recv + recv_displs[j],
                                recv_counts[j], ncclUint8, j, n->comm, n->stream);
-    OG_TRY(finish(n, rc, "all-gather-v"));
+    ncclResult_t end = ncclGroupEnd();
+    OG_TRY(nccl_check(rc != ncclSuccess ? rc : end, "all-gather-v"));
+    if (host_recv)
+        OG_TRY(stage_copy(n, host_recv, n->stage, extent));
+    OG_TRY(cuda_check(cudaStreamSynchronize(n->stream), "all-gather-v"));
     c->bytes_sent += (uint64_t)(c->size - 1) * send_bytes;
     return OG_OK;
 }
@@ -84,6 +141,17 @@ static og_status nccl_sendrecv_start(og_comm *c, const void *send, size_t send_b
 {
     nccl_comm *n = impl_of(c);
     OG_TRY(cuda_check(cudaSetDevice(n->device), "set device"));
+    n->host_recv = NULL;
+    if (on_host(send) || on_host(recv)) {
+        /* [send | recv] in device memory; the wait copies the received bytes out. */
+        OG_TRY(stage_reserve(n, send_bytes + recv_bytes));
+        OG_TRY(stage_copy(n, n->stage, send, send_bytes));
+        n->host_recv = recv;
+        n->host_recv_off = send_bytes;
+        n->host_recv_bytes = recv_bytes;
+        send = n->stage;
+        recv = n->stage + send_bytes;
+    }
     ncclResult_t rc = ncclGroupStart();
     if (rc == ncclSuccess && send_bytes)
         rc = ncclSend(send, send_bytes, ncclUint8, dst, n->comm, n->stream);
@@ -99,6 +167,12 @@ static og_status nccl_sendrecv_start(og_comm *c, const void *send, size_t send_b
 static og_status nccl_sendrecv_wait(og_comm_req *req)
 {
     nccl_comm *n = impl_of(req->comm);
+    if (n->host_recv) {
+        void *dst = n->host_recv;
+        n->host_recv = NULL;
+        OG_TRY(cuda_check(cudaSetDevice(n->device), "set device"));
+        OG_TRY(stage_copy(n, dst, n->stage + n->host_recv_off, n->host_recv_bytes));
+    }
     return cuda_check(cudaStreamSynchronize(n->stream), "send-receive wait");
 }
 
@@ -184,6 +258,7 @@ static void nccl_destroy(og_comm *c)
     ncclCommDestroy(n->comm);
     cudaStreamDestroy(n->stream);
     cudaFree(n->one);
+    cudaFree(n->stage);
     free(c);
 }
 

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "core/ops.h"
+#include "core/threads.h"
+#include "parallel/comm.h"
+#include "parallel/plan.h"
 #include "pipeline/pipeline_internal.h"
 #include "text/qwen3.h"
 #include "vae/autoencoder_kl.h"
@@ -128,23 +131,49 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
     return read_text_config(ctx);
 }
 
-og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params *lp)
+static og_comm *multi_world(og_comm *w) { return w && w->size > 1 ? w : NULL; }
+
+og_comm *og_ctx_world(const og_ctx *ctx) { return multi_world(ctx->lp.world); }
+
+bool og_ctx_writes_outputs(const og_ctx *ctx)
 {
-    *out = NULL;
-    og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
-    if (params.backend == OG_BACKEND_CUDA)
-        OG_TRY(og_dit_gpus_check(params.devices));
+    return !og_ctx_world(ctx) || ctx->lp.world->rank == 0;
+}
+
+static og_status load_dir(og_ctx **out, const char *model_dir, const og_load_params *params)
+{
+    if (params->backend == OG_BACKEND_CUDA)
+        OG_TRY(og_dit_gpus_check(params->devices));
     og_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx || !(ctx->root = strdup(model_dir))) {
         free(ctx);
         return og_fail(OG_ERR_OOM, "out of memory");
     }
-    ctx->lp = params;
-    og_status s = open_dir(ctx, model_dir);
+    *out = ctx;
+    ctx->lp = *params;
+    if (params->backend == OG_BACKEND_CUDA)
+        OG_TRY(og_dit_gpus_listed(params->devices, &ctx->gpu_count));
+    return open_dir(ctx, model_dir);
+}
+
+og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params *lp)
+{
+    *out = NULL;
+    og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
+    og_comm *world = multi_world(params.world);
+    int node_rank = 0, node_size = 1;
+    if (world)
+        OG_TRY(og_comm_node_rank(world, &node_rank, &node_size));
+    og_ctx *ctx = NULL;
+    og_status s = load_dir(&ctx, model_dir, &params);
+    if (world) /* a folder missing on one node must not leave the others waiting */
+        s = og_comm_agree(world, s);
     if (s != OG_OK) {
         og_free(ctx);
         return s;
     }
+    ctx->node_rank = node_rank;
+    ctx->node_size = node_size;
     *out = ctx;
     return OG_OK;
 }
@@ -178,8 +207,10 @@ og_status og_ctx_load_weights(og_ctx *ctx)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
         return og_fail_context(s, "loading the transformer");
+    /* One process per rank: only this process's GPU (its place on the node, round-robin). */
+    const int pick = og_ctx_world(ctx) ? ctx->node_rank : -1;
     if (ctx->lp.backend == OG_BACKEND_CUDA && !ctx->gpus &&
-        (s = og_dit_gpus_load(&ctx->gpus, ctx->dit, ctx->lp.devices)) != OG_OK)
+        (s = og_dit_gpus_load(&ctx->gpus, ctx->dit, ctx->lp.devices, pick)) != OG_OK)
         return og_fail_context(s, "putting the transformer on the GPU");
     if (!ctx->vae && (s = og_vae_load(&ctx->vae, ctx->vae_dir)) != OG_OK)
         return og_fail_context(s, "loading the VAE");
@@ -220,6 +251,71 @@ static og_status check_output(const char *path)
     return s;
 }
 
+/* The launch plan of p on this process (parallel/plan.h). */
+static og_status ctx_plan(const og_ctx *ctx, const og_gen_params *p, og_rank_plan_in *in,
+                          og_rank_plan *plan)
+{
+    og_comm *world = og_ctx_world(ctx);
+#ifdef OG_HAVE_NCCL
+    const bool have_nccl = true;
+#else
+    const bool have_nccl = false;
+#endif
+    *in = (og_rank_plan_in){.ranks = og_parallel_world_size(&p->parallel),
+                            .processes = world ? world->size : 1,
+                            .node_processes = world ? ctx->node_size : 1,
+                            .gpus = ctx->lp.backend == OG_BACKEND_CUDA ? ctx->gpu_count : 0,
+                            .have_nccl = have_nccl, .threads = p->threads,
+                            .cores = og_num_cores()};
+    return og_rank_plan_make(in, plan);
+}
+
+int og_ctx_threads(const og_ctx *ctx, const og_gen_params *p)
+{
+    og_rank_plan_in in;
+    og_rank_plan plan;
+    if (!og_ctx_world(ctx) || ctx_plan(ctx, p, &in, &plan) != OG_OK)
+        return p->threads;
+    return plan.threads_per_rank * plan.local_ranks;
+}
+
+og_status og_ctx_run_ranks(og_ctx *ctx, const og_gen_params *p, og_rank_fn fn, void *arg)
+{
+    og_rank_plan_in in;
+    og_rank_plan plan;
+    og_status st = ctx_plan(ctx, p, &in, &plan);
+    og_comm *world = og_ctx_world(ctx);
+    if (world) {
+        st = og_comm_agree(world, st);
+        ctx->start_agreed = true;
+        ctx->start_ok = st == OG_OK;
+    }
+    OG_TRY(st);
+    og_log(OG_LOG_INFO, "%d rank%s (%s): %d in this process, %d CPU thread%s each", in.ranks,
+           in.ranks == 1 ? "" : "s", og_exchange_name(plan.exchange), plan.local_ranks,
+           plan.threads_per_rank, plan.threads_per_rank == 1 ? "" : "s");
+    if (!world) {
+        switch (plan.exchange) {
+        case OG_EXCHANGE_INPROC_DEVICE:
+            return og_dit_gpus_run_ranks(ctx->gpus, plan.local_ranks, plan.threads_per_rank, fn,
+                                         arg);
+        case OG_EXCHANGE_NCCL:
+            return og_dit_gpus_run_ranks_nccl(ctx->gpus, plan.local_ranks, plan.threads_per_rank,
+                                              fn, arg);
+        default:
+            return og_run_ranks(plan.local_ranks, plan.threads_per_rank, fn, arg);
+        }
+    }
+    /* This process's one rank, on this thread. Its peers may be inside a collective when it
+     * fails, so a failure ends the job instead of returning. */
+    og_set_threads(plan.threads_per_rank);
+    st = plan.exchange == OG_EXCHANGE_NCCL ? og_dit_gpus_nccl(ctx->gpus, world, fn, arg)
+                                           : fn(world, arg);
+    if (st != OG_OK)
+        og_comm_abort(world, og_error_message());
+    return st;
+}
+
 static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
                                   const int64_t cap_len[2])
 {
@@ -238,7 +334,10 @@ static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
     int64_t lat_h = p->height / ctx->vae_scale, lat_w = p->width / ctx->vae_scale;
     for (int b = 0; b < (p->guidance_scale > 0 ? 2 : 1); b++)
         OG_TRY(og_zimage_check_layout(&ctx->dit_cfg, &p->parallel, lat_h, lat_w, cap_len[b], 0));
-    if (p->output)
+    og_rank_plan_in in;
+    og_rank_plan plan;
+    OG_TRY(ctx_plan(ctx, p, &in, &plan));
+    if (p->output && og_ctx_writes_outputs(ctx))
         OG_TRY(check_output(p->output));
     return OG_OK;
 }
@@ -253,7 +352,7 @@ og_status og_prompt_ids(const og_ctx *ctx, const og_gen_params *p, int branch, i
     return OG_OK;
 }
 
-og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
+static og_status validate(const og_ctx *ctx, const og_gen_params *p)
 {
     if (!p->prompt)
         return og_fail(OG_ERR_INVALID_ARG, "no prompt given");
@@ -269,4 +368,11 @@ og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
         cap_len[b] = n;
     }
     return validate_request(ctx, p, cap_len);
+}
+
+og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
+{
+    og_status s = validate(ctx, p);
+    /* The output folder is checked on world rank 0 only, so the verdict is agreed. */
+    return og_ctx_world(ctx) ? og_comm_agree(og_ctx_world(ctx), s) : s;
 }

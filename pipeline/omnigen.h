@@ -64,14 +64,24 @@ typedef enum { OG_PRECISION_FP32 = 0, OG_PRECISION_BF16 } og_precision;
 og_status og_precision_parse(const char *s, og_precision *out);
 const char *og_precision_name(og_precision p);
 
+typedef struct og_comm og_comm; /* parallel/comm.h */
+
 typedef struct {
     og_backend backend;     /* where the weights live and the DiT runs */
     const char *devices;    /* GPUs to use with cuda, e.g. "0,1"; NULL = every visible GPU */
     og_precision precision; /* CPU compute precision */
+    /* NULL (or a world of 1): the ranks are threads of this process. Otherwise a host
+     * communicator over several processes (og_comm_mpi_world), one rank each: every process
+     * calls og_load_dir, og_validate and og_generate in the same order with the same arguments.
+     * Failures before and after the denoising loop are agreed on (every process returns the
+     * failing rank's error, "rank N: ..."); a failure inside it ends the job (og_comm_abort).
+     * Only world rank 0 decodes and writes the output. The caller owns the communicator. */
+    og_comm *world;
 } og_load_params;
 
-#define OG_LOAD_PARAMS_DEFAULT \
-    ((og_load_params){.backend = OG_BACKEND_CPU, .devices = NULL, .precision = OG_PRECISION_FP32})
+#define OG_LOAD_PARAMS_DEFAULT                                                               \
+    ((og_load_params){.backend = OG_BACKEND_CPU, .devices = NULL, .precision = OG_PRECISION_FP32, \
+                      .world = NULL})
 
 /* The stages of one generation, as progress reports them. */
 typedef enum { OG_PHASE_ENCODE = 0, OG_PHASE_DENOISE, OG_PHASE_DECODE, OG_PHASE_DONE } og_phase;
@@ -90,7 +100,8 @@ typedef struct {
     uint64_t seed;               /* the noise seed: same seed, same image, on every layout */
     int max_sequence_length;     /* prompt tokens kept after the chat template (reference: 512) */
     og_parallel_config parallel; /* ulysses × ring × cfg in-process ranks */
-    int threads;                 /* CPU threads in all; <= 0 = every core. Split over the ranks */
+    int threads;                 /* CPU threads of this process, split over its ranks; <= 0 =
+                                  * its share of the node's cores */
     const char *output;          /* when set, the PNG is written there (temp file + rename) */
     og_progress_fn progress;     /* optional */
     void *progress_user;
@@ -130,7 +141,8 @@ const char *og_model_path(const og_ctx *ctx);
 og_status og_validate(const og_ctx *ctx, const og_gen_params *p);
 
 /* Runs one generation. On success *out owns its buffers (og_image_result_free); on failure *out
- * is zeroed and no output file exists (a partial PNG is never left behind). */
+ * is zeroed and no output file exists (a partial PNG is never left behind). With a
+ * multi-process world (og_load_params.world), *out holds the image only on world rank 0. */
 og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out);
 void og_image_result_free(og_image_result *r);
 

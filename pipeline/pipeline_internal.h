@@ -9,6 +9,7 @@
 #include "io/diffusers.h"
 #include "pipeline/dit_gpu.h"
 #include "pipeline/omnigen.h"
+#include "parallel/sp.h"
 #include "samplers/flowmatch.h"
 #include "text/bpe.h"
 
@@ -30,7 +31,25 @@ struct og_ctx {
     og_zimage *dit;
     og_dit_gpus *gpus; /* --backend cuda: the transformer's weights on each GPU */
     og_vae *vae;
+    /* The launch (parallel/plan.h): this process's place on its node, the GPUs it may use. */
+    int node_rank, node_size, gpu_count;
+    /* Per og_generate with a multi-process world: the agreement before the denoising loop was
+     * made (start_agreed) and passed (start_ok); see og_ctx_run_ranks. */
+    bool start_agreed, start_ok;
 };
+
+/* The multi-process world of ctx (lp.world of more than one rank), else NULL. */
+og_comm *og_ctx_world(const og_ctx *ctx);
+/* False on the world ranks other than 0: they neither decode nor write. */
+bool og_ctx_writes_outputs(const og_ctx *ctx);
+/* CPU threads of this process for p (--threads, else its share of the node's cores). */
+int og_ctx_threads(const og_ctx *ctx, const og_gen_params *p);
+/* Runs fn on the ranks of p's layout as the launch plan says: threads of this process (host,
+ * device-copy or NCCL communicator), or this process's one rank of the world (MPI or NCCL). With
+ * a multi-process world it first agrees with the other processes that all are ready (a rank
+ * that failed earlier calls og_comm_agree instead, from og_generate); a failure inside fn then
+ * ends the job (og_comm_abort), since the peers may wait inside a collective. */
+og_status og_ctx_run_ranks(og_ctx *ctx, const og_gen_params *p, og_rank_fn fn, void *arg);
 
 /* Token ids (malloc'd) of the prompt (branch 0) or the negative prompt (branch 1, "" when
  * none), chat template applied, truncated to p->max_sequence_length. */

@@ -1,5 +1,6 @@
 /* One Z-Image text-to-image generation: validate, encode the prompt(s), draw the noise, run the
- * denoising loop on cfg·ring·ulysses in-process ranks, decode on one thread, write the PNG.
+ * denoising loop on cfg·ring·ulysses ranks (threads of this process, or one per process under
+ * MPI: og_ctx_run_ranks), decode on one thread (world rank 0), write the PNG.
  *
  * Every rank holds the whole latent and gets the whole velocity back from og_zimage_forward, so
  * the sampler step runs replicated and every rank's latent stays bit-identical without any
@@ -15,6 +16,7 @@
 #include "core/arena.h"
 #include "core/threads.h"
 #include "io/image.h"
+#include "parallel/plan.h"
 #include "parallel/sp.h"
 #include "pipeline/pipeline_internal.h"
 #include "pipeline/text_gpu.h"
@@ -211,7 +213,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
                           double t_start, float **cap, float **init, float *sigmas,
                           float *timesteps)
 {
-    og_set_threads(p->threads);
+    og_set_threads(og_ctx_threads(ctx, p));
     report(p, OG_PHASE_ENCODE, t_start);
     int64_t cap_len[2] = {0, 0};
     OG_TRY(encode_prompts(ctx, p, cap, cap_len));
@@ -240,13 +242,12 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
                        .cap = {cap[0], cap[1]}, .cap_len = {cap_len[0], cap_len[1]},
                        .sigmas = sigmas, .timesteps = timesteps, .init = *init,
                        .final = out->latents};
-    int world = og_parallel_world_size(&p->parallel);
-    int per_rank = p->threads > 0 ? (p->threads / world > 0 ? p->threads / world : 1) : 0;
-    if (ctx->gpus)
-        OG_TRY(og_dit_gpus_run_ranks(ctx->gpus, world, per_rank, denoise_rank, &job));
-    else
-        OG_TRY(og_run_ranks(world, per_rank, denoise_rank, &job));
+    OG_TRY(og_ctx_run_ranks(ctx, p, denoise_rank, &job));
     out->seconds_denoise = now_s() - t_loop;
+    if (!og_ctx_writes_outputs(ctx)) { /* world rank 0 decodes and writes */
+        og_image_result_free(out);
+        return OG_OK;
+    }
 
     double t_dec = now_s();
     report(p, OG_PHASE_DECODE, t_start);
@@ -276,7 +277,10 @@ og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
     memset(out, 0, sizeof *out);
     double t_start = now_s();
     OG_TRY(og_validate(ctx, p));
-    OG_TRY(og_ctx_load_weights(ctx));
+    og_comm *world = og_ctx_world(ctx);
+    ctx->start_agreed = ctx->start_ok = false;
+    og_status loaded = og_ctx_load_weights(ctx);
+    OG_TRY(world ? og_comm_agree(world, loaded) : loaded);
     float *cap[2] = {NULL, NULL}, *init = NULL;
     float *sigmas = malloc(sizeof(float) * (size_t)(p->steps + 1));
     float *timesteps = malloc(sizeof(float) * (size_t)p->steps);
@@ -288,6 +292,10 @@ og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
     free(init);
     free(sigmas);
     free(timesteps);
+    /* A multi-process world agrees before the denoising loop (a rank that failed earlier joins
+     * that agreement here) and after rank 0 wrote the output. */
+    if (world && (!ctx->start_agreed || ctx->start_ok))
+        s = og_comm_agree(world, s);
     if (s != OG_OK)
         og_image_result_free(out);
     return s;
