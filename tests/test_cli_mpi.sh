@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Multi-process runs equal the serial run, end to end: the bundled model under mpiexec -np 4 with
+# Ulysses 2 x Ring 2, and -np 2 with the guidance branches on separate processes, against the
+# single-rank PNG of the same seed (pixels within 1/255). Then the failures that must end every
+# process with a non-zero status and no hang (each under `timeout`): a layout that needs 4 ranks
+# started on 3 processes, a model folder missing on one rank, an unwritable output; and the
+# threads each process takes. Skipped (77) without mpiexec or an MPI build.
+# shellcheck source=tests/cli_common.sh
+. "$(dirname "$0")/cli_common.sh"
+command -v mpiexec >/dev/null || { echo "SKIPPED: no mpiexec"; exit 77; }
+"$omnigen" --version | grep -q "mpi" || { echo "SKIPPED: omnigen was built without MPI"; exit 77; }
+# CI runs as root on two cores.
+mpi() { local np=$1; shift; timeout 300 mpiexec --allow-run-as-root --oversubscribe -np "$np" "$@"; }
+
+# same NAME NP "common flags" "layout flags": the NP-process run against the serial one.
+same() {
+  local name=$1 np=$2 common=$3 layout=$4
+  # shellcheck disable=SC2086
+  "$omnigen" --model "$tiny" $common -o "$tmp/$name-serial.png" 2>"$tmp/err" ||
+    { cat "$tmp/err"; fail "$name: serial run failed"; }
+  # shellcheck disable=SC2086
+  mpi "$np" "$omnigen" --model "$tiny" $common $layout -o "$tmp/$name-mpi.png" >"$tmp/log" 2>&1 ||
+    fail "$name: mpiexec -np $np $layout failed"
+  local d
+  d=$(png diff "$tmp/$name-serial.png" "$tmp/$name-mpi.png")
+  [ "$d" -le 1 ] || fail "$name: -np $np $layout differs from the serial run by $d/255"
+  has_text "$tmp/$name-mpi.png" "parallel=$5" || fail "$name: PNG does not record the layout"
+  # Rank 0 alone reports: one "wrote" line.
+  [ "$(grep -c '^omnigen: wrote' "$tmp/log")" -eq 1 ] || fail "$name: expected one 'wrote' line"
+  echo "$name: mpiexec -np $np $layout: max pixel difference $d/255"
+}
+
+same usp 4 "--prompt a_lighthouse --width 64 --height 64 --steps 2 --seed 3" \
+  "--ulysses-degree 2 --ring-degree 2" "ulysses 2 x ring 2 x cfg 1 (strict)"
+same cfg 2 "--prompt a_storm --negative-prompt blurry --guidance-scale 4 --width 64 --height 64 --steps 2 --seed 11" \
+  "--cfg-degree 2" "ulysses 1 x ring 1 x cfg 2 (strict)"
+
+# every_rank_fails WHAT NP COMMAND...: runs COMMAND on NP processes, first as is (mpiexec must
+# exit non-zero), then each rank wrapped to append "rank R rc C" to $tmp/status and exit 0 (so
+# that mpiexec lets every rank finish): every rank must report, none with 0.
+every_rank_fails() {
+  local what=$1 np=$2
+  shift 2
+  mpi "$np" "$@" >"$tmp/log" 2>&1 && fail "$what: mpiexec exited 0"
+  rm -f "$tmp/status" "$tmp/status.err"
+  # shellcheck disable=SC2016
+  mpi "$np" sh -c '"$@" 2>>"$0.err"; echo "rank $OMPI_COMM_WORLD_RANK rc $?" >>"$0"' \
+    "$tmp/status" "$@" >"$tmp/log" 2>&1 || fail "$what: a wrapped rank failed"
+  [ "$(wc -l <"$tmp/status")" -eq "$np" ] || { cat "$tmp/status"; fail "$what: not every rank finished"; }
+  if grep -q " rc 0$" "$tmp/status"; then cat "$tmp/status"; fail "$what: a rank exited 0"; fi
+  echo "$what: all $np ranks exited non-zero"
+}
+
+every_rank_fails "np 3 with 2x2" 3 "$omnigen" --model "$tiny" --prompt x --width 64 --height 64 \
+  --steps 2 --ulysses-degree 2 --ring-degree 2 -o "$tmp/bad.png"
+grep -q "needs cfg_degree x ring_degree x ulysses_degree = 4 ranks but the MPI launcher started 3 processes" \
+  "$tmp/status.err" || { cat "$tmp/status.err"; fail "np 3: message does not name the fix"; }
+[ ! -e "$tmp/bad.png" ] || fail "np 3: a refused layout left an output file"
+
+# The model folder exists for ranks 0, 1 and 3 only.
+# shellcheck disable=SC2016
+every_rank_fails "model missing on rank 2" 4 bash -c \
+  'm=$1; [ "$OMPI_COMM_WORLD_RANK" = 2 ] && m=/nonexistent; exec "$0" --model "$m" "${@:2}"' \
+  "$omnigen" "$tiny" --prompt x --width 64 --height 64 --steps 2 --ulysses-degree 2 \
+  --ring-degree 2 -o "$tmp/bad.png"
+[ "$(grep -c "rank 2: cannot open /nonexistent/model_index.json" "$tmp/status.err")" -eq 3 ] ||
+  { cat "$tmp/status.err"; fail "the other ranks do not name rank 2's failure"; }
+
+every_rank_fails "unwritable output" 2 "$omnigen" --model "$tiny" --prompt x --width 64 --height 64 \
+  --steps 2 --ulysses-degree 2 -o /nonexistent/x.png
+
+# Each of the 4 processes takes its share of the node's cores (at least one); --threads is per
+# process.
+cores=$(getconf _NPROCESSORS_ONLN)
+share=$((cores / 4 > 0 ? cores / 4 : 1))
+for threads in "" "--threads 3"; do
+  want=$share
+  [ -n "$threads" ] && want=3
+  # shellcheck disable=SC2086
+  mpi 4 "$omnigen" -v --model "$tiny" --prompt x --width 32 --height 32 --steps 1 $threads \
+    --ulysses-degree 2 --ring-degree 2 -o "$tmp/t.png" >"$tmp/log" 2>&1 || fail "threads run failed"
+  n=$(grep -c "4 ranks (mpi): 1 in this process, $want CPU thread" "$tmp/log" || true)
+  [ "$n" -eq 4 ] || { cat "$tmp/log"; fail "expected 4 processes with $want thread(s) each"; }
+  echo "threads '${threads:-default}': 4 processes, $want each"
+done
+echo "test_cli_mpi: all checks passed"
