@@ -674,7 +674,7 @@ static float *alloc_f(allocator *al, int64_t n)
 /* adaln = t_embedder(t_model * t_scale), then every modulated block's [4 * dim] modulation
  * (gates tanh'd) and the final layer's scale, all from the same adaln. */
 static og_status time_conditioning(const og_zimage *m, float t_model, allocator *al, float *mods,
-                                   float *final_scale)
+                                   float *final_scale, float *adaln_out)
 {
     const og_zimage_config *c = &m->c;
     float *freq = alloc_f(al, m->t_freq_dim), *mid = alloc_f(al, m->t_mid_dim);
@@ -688,7 +688,9 @@ static og_status time_conditioning(const og_zimage *m, float t_model, allocator 
     OG_TRY(og_linear(adaln, mid, 1, m->t_mid_dim, m->t_w2.data, m->t_w2.dtype, c->adaln_dim,
                      m->t_b2));
     int64_t dim = c->dim;
-    for (int i = 0; i < c->n_refiner_layers + c->n_layers; i++) {
+    if (adaln_out)
+        memcpy(adaln_out, adaln, (size_t)c->adaln_dim * sizeof(float));
+    for (int i = 0; mods && i < c->n_refiner_layers + c->n_layers; i++) {
         const zimage_block *b = i < c->n_refiner_layers ? &m->noise_refiner[i]
                                                         : &m->layers[i - c->n_refiner_layers];
         float *mod = mods + (int64_t)i * 4 * dim;
@@ -704,11 +706,11 @@ static og_status time_conditioning(const og_zimage *m, float t_model, allocator 
 }
 
 og_status zimage_time_conditioning(const og_zimage *m, float t_model, og_arena *scratch,
-                                   float *mods, float *final_scale)
+                                   float *mods, float *final_scale, float *adaln)
 {
     allocator al = {scratch, false};
     size_t mark = og_arena_mark(scratch);
-    og_status st = time_conditioning(m, t_model, &al, mods, final_scale);
+    og_status st = time_conditioning(m, t_model, &al, mods, final_scale, adaln);
     og_arena_release(scratch, mark);
     return st;
 }
@@ -863,7 +865,7 @@ static og_status forward(og_zimage *m, og_sp *sp, const float *latents, int64_t 
         return og_fail_context(OG_ERR_OOM, "Z-Image forward (size the arena with "
                                            "og_zimage_scratch_bytes)");
     size_t mark = og_arena_mark(scratch);
-    OG_TRY(time_conditioning(m, t_model, &al, mods, final_scale));
+    OG_TRY(time_conditioning(m, t_model, &al, mods, final_scale, NULL));
     int64_t *pos = (int64_t *)alloc_f(&al, 2 * s.uni_n * 3);
     if (al.failed)
         return og_fail_context(OG_ERR_OOM, "Z-Image positions");

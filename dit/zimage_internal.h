@@ -88,9 +88,10 @@ int64_t zimage_patchify(const og_zimage_config *c, const og_zimage_tokens *t,
 void zimage_unpatchify(const og_zimage_config *c, const og_zimage_tokens *t, const float *full,
                        int64_t lat_h, int64_t lat_w, float *out);
 /* Every modulated block's [4 * dim] modulation (scale_msa, tanh(gate_msa), scale_mlp,
- * tanh(gate_mlp); noise_refiner first, then layers) and the final layer's [dim] scale, on the
- * host; temporaries from scratch, released. */
+ * tanh(gate_mlp); noise_refiner first, then layers; skipped when mods is NULL), the final layer's
+ * [dim] scale and, when adaln is not NULL, the [adaln_dim] time embedding the modulations are
+ * made from, on the host; temporaries from scratch, released. */
 og_status zimage_time_conditioning(const og_zimage *m, float t_model, og_arena *scratch,
-                                   float *mods, float *final_scale);
+                                   float *mods, float *final_scale, float *adaln);
 
 #endif

@@ -1,6 +1,8 @@
 /* The Z-Image forward on a GPU (see zimage_cuda.h): weight upload, device memory plan, and the
  * block / embedder / final-layer sequence of dit/zimage.c expressed with og_cuda_* ops. Fused
- * GEMMs: q | k | v in one [3 * dim, dim] weight, w1 | w3 in one [2 * ffn, dim] weight. */
+ * GEMMs: q | k | v in one [3 * dim, dim] weight, w1 | w3 in one [2 * ffn, dim] weight, every
+ * modulated block's adaLN in one [n_mod * 4 * dim, adaln_dim] weight. A serial forward waits for
+ * the stream only around its uploads (first) and its download (last). */
 #include "core/cuda/zimage_cuda.h"
 
 #include <math.h>
@@ -18,8 +20,8 @@ struct og_zimage_cuda {
     const og_zimage *m;
     int device;
     gpu_block *noise, *context, *layers; /* one allocation, in this order */
-    og_bf16 *cap_w, *cap_b, *x_emb_w, *x_emb_b, *fin_w;
-    float *cap_norm, *fin_b;
+    og_bf16 *cap_w, *cap_b, *x_emb_w, *x_emb_b, *fin_w, *ada_w;
+    float *cap_norm, *fin_b, *ada_b;
 };
 
 /* ---- upload: one pass counts the bytes, the second allocates and copies ------------------- */
@@ -32,50 +34,55 @@ typedef struct {
 
 static size_t aligned(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Places n host elements (type st) as dt on the device; rows of several tensors may be
- * concatenated by placing into dst + offset (dst non-NULL: no allocation). */
-static void *put(uploader *u, void *dst, og_dtype dt, const void *src, og_dtype st, size_t n)
+/* Device memory for `bytes` (counted only while counting: a non-NULL token, never used). */
+static void *place(uploader *u, size_t bytes)
 {
     if (u->st != OG_OK)
         return NULL;
-    if (!dst)
-        u->bytes += aligned(n * og_dtype_size(dt));
+    u->bytes += aligned(bytes);
     if (!u->ctx)
-        return (void *)1; /* a non-NULL token while counting */
-    if (!dst && !(dst = og_arena_alloc(og_cuda_arena(u->ctx), n * og_dtype_size(dt)))) {
+        return (void *)1;
+    void *p = og_arena_alloc(og_cuda_arena(u->ctx), bytes);
+    if (!p)
         u->st = og_fail(OG_ERR_OOM, "Z-Image weights: the device arena is too small");
-        return NULL;
-    }
-    u->st = og_cuda_upload(u->ctx, dst, dt, src, st, n);
-    return dst;
+    return p;
+}
+
+/* n host elements of type st to dst as dt (nothing while counting or after a failure). */
+static void copy_in(uploader *u, void *dst, size_t at, og_dtype dt, const void *src, og_dtype st,
+                    size_t n)
+{
+    if (u->st == OG_OK && u->ctx)
+        u->st = og_cuda_upload(u->ctx, (char *)dst + at * og_dtype_size(dt), dt, src, st, n);
+}
+
+static void *put(uploader *u, og_dtype dt, const void *src, og_dtype st, size_t n)
+{
+    void *p = place(u, n * og_dtype_size(dt));
+    copy_in(u, p, 0, dt, src, st, n);
+    return p;
 }
 
 static og_bf16 *put_matrix(uploader *u, const og_tensor *t)
 {
-    return put(u, NULL, OG_BF16, t->data, t->dtype, (size_t)og_tensor_numel(t));
+    return put(u, OG_BF16, t->data, t->dtype, (size_t)og_tensor_numel(t));
 }
 
 static float *put_vec(uploader *u, const float *v, int64_t n)
 {
-    return v ? put(u, NULL, OG_F32, v, OG_F32, (size_t)n) : NULL;
+    return v ? put(u, OG_F32, v, OG_F32, (size_t)n) : NULL;
 }
 
-/* Two or three matrices of the same width stacked row-wise into one bf16 weight. */
-static og_bf16 *put_stack(uploader *u, const og_tensor *a, const og_tensor *b, const og_tensor *c)
+/* n matrices of the same width stacked row-wise into one bf16 weight. */
+static og_bf16 *put_stack(uploader *u, const og_tensor *const *parts, int n)
 {
-    const og_tensor *parts[3] = {a, b, c};
-    size_t total = 0;
-    for (int i = 0; i < 3 && parts[i]; i++)
+    size_t total = 0, at = 0;
+    for (int i = 0; i < n; i++)
         total += (size_t)og_tensor_numel(parts[i]);
-    og_bf16 *w = u->ctx ? og_arena_alloc(og_cuda_arena(u->ctx), total * sizeof(og_bf16)) : NULL;
-    if (u->ctx && !w && u->st == OG_OK)
-        u->st = og_fail(OG_ERR_OOM, "Z-Image weights: the device arena is too small");
-    if (!u->ctx)
-        u->bytes += aligned(total * sizeof(og_bf16));
-    size_t at = 0;
-    for (int i = 0; i < 3 && parts[i] && u->ctx; i++) {
-        put(u, w + at, OG_BF16, parts[i]->data, parts[i]->dtype,
-            (size_t)og_tensor_numel(parts[i]));
+    og_bf16 *w = place(u, total * sizeof(og_bf16));
+    for (int i = 0; i < n; i++) {
+        copy_in(u, w, at, OG_BF16, parts[i]->data, parts[i]->dtype,
+                (size_t)og_tensor_numel(parts[i]));
         at += (size_t)og_tensor_numel(parts[i]);
     }
     return w;
@@ -83,9 +90,9 @@ static og_bf16 *put_stack(uploader *u, const og_tensor *a, const og_tensor *b, c
 
 static void put_block(uploader *u, const og_zimage_config *c, const zimage_block *b, gpu_block *g)
 {
-    g->qkv = put_stack(u, &b->to_q, &b->to_k, &b->to_v);
+    g->qkv = put_stack(u, (const og_tensor *[]){&b->to_q, &b->to_k, &b->to_v}, 3);
     g->out = put_matrix(u, &b->to_out);
-    g->w13 = put_stack(u, &b->w1, &b->w3, NULL);
+    g->w13 = put_stack(u, (const og_tensor *[]){&b->w1, &b->w3}, 2);
     g->w2 = put_matrix(u, &b->w2);
     g->norm_q = put_vec(u, b->norm_q, c->head_dim);
     g->norm_k = put_vec(u, b->norm_k, c->head_dim);
@@ -95,15 +102,32 @@ static void put_block(uploader *u, const og_zimage_config *c, const zimage_block
     g->ffn_norm2 = put_vec(u, b->ffn_norm2, c->dim);
 }
 
+/* Every modulated block's adaLN linear stacked in the order of the modulations (noise refiner,
+ * then layers): [n_mod * 4 * dim, adaln_dim] bf16 and its f32 bias, so that one GEMV on the
+ * device makes all of a step's modulations. */
+static void put_adaln(uploader *u, const og_zimage *m, og_zimage_cuda *w)
+{
+    const og_zimage_config *c = &m->c;
+    const int nr = c->n_refiner_layers, n_mod = nr + c->n_layers;
+    const size_t rows = 4 * (size_t)c->dim, per = rows * (size_t)c->adaln_dim;
+    w->ada_w = place(u, (size_t)n_mod * per * sizeof(og_bf16));
+    w->ada_b = place(u, (size_t)n_mod * rows * sizeof(float));
+    for (int i = 0; i < n_mod; i++) {
+        const zimage_block *b = i < nr ? &m->noise_refiner[i] : &m->layers[i - nr];
+        copy_in(u, w->ada_w, (size_t)i * per, OG_BF16, b->ada_w.data, b->ada_w.dtype, per);
+        copy_in(u, w->ada_b, (size_t)i * rows, OG_F32, b->ada_b, OG_F32, rows);
+    }
+}
+
 static void put_all(uploader *u, const og_zimage *m, og_zimage_cuda *w)
 {
     const og_zimage_config *c = &m->c;
     const int64_t patch_dim = (int64_t)c->patch_size * c->patch_size * c->in_channels;
     w->cap_norm = put_vec(u, m->cap_norm, c->cap_feat_dim);
     w->cap_w = put_matrix(u, &m->cap_w);
-    w->cap_b = put(u, NULL, OG_BF16, m->cap_b, OG_F32, (size_t)c->dim); /* bias of a bf16 GEMM */
+    w->cap_b = put(u, OG_BF16, m->cap_b, OG_F32, (size_t)c->dim); /* bias of a bf16 GEMM */
     w->x_emb_w = put_matrix(u, &m->x_emb_w);
-    w->x_emb_b = put(u, NULL, OG_BF16, m->x_emb_b, OG_F32, (size_t)c->dim);
+    w->x_emb_b = put(u, OG_BF16, m->x_emb_b, OG_F32, (size_t)c->dim);
     w->fin_w = put_matrix(u, &m->fin_w);
     w->fin_b = put_vec(u, m->fin_b, patch_dim); /* the final GEMM writes f32 */
     for (int i = 0; i < c->n_refiner_layers; i++) {
@@ -112,6 +136,7 @@ static void put_all(uploader *u, const og_zimage *m, og_zimage_cuda *w)
     }
     for (int i = 0; i < c->n_layers; i++)
         put_block(u, c, &m->layers[i], &w->layers[i]);
+    put_adaln(u, m, w);
 }
 
 static og_zimage_cuda *record_new(const og_zimage *m)
@@ -201,7 +226,8 @@ size_t og_zimage_cuda_work_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_
         size_t b = og_sp_attention_scratch_bytes(sp, t.seq_len, c->n_heads, c->head_dim, 0);
         attn = a > b ? a : b;
     }
-    return fl(n_mod * 4 * dim) + fl(dim) + bf(s.uni_n * dim) + 2 * fl(s.uni_n * half) +
+    return fl(n_mod * 4 * dim) + fl(dim) + bf(c->adaln_dim) + bf(s.uni_n * dim) +
+           2 * fl(s.uni_n * half) +
            2 * fl(L * half) + bf(L * dim) + 2 * bf(cap_len * c->cap_feat_dim) +
            bf(s.img_n * patch_dim) + block_bytes(c, big) + attn + bf(s.img_n * dim) +
            fl(s.img_n * patch_dim) + fl(t.img_pad_len * patch_dim) + 64 * 64;
@@ -248,7 +274,7 @@ static og_status block_attention(og_cuda_ctx *g, const og_zimage_config *c, attn
 }
 
 /* zimage_block_forward on the device: x [n, dim] bf16 in place; mod the block's [4 * dim] f32
- * modulation on the device (gates already tanh'd) or NULL. */
+ * modulation on the device (gates before their tanh, which the residual applies) or NULL. */
 static og_status block_forward(og_cuda_ctx *g, const og_zimage_config *c, const gpu_block *b,
                                og_bf16 *x, int64_t n, const float *cos_t, const float *sin_t,
                                const float *mod, attn_scope sc)
@@ -285,7 +311,7 @@ static og_status block_forward(og_cuda_ctx *g, const og_zimage_config *c, const 
         (st = block_attention(g, c, sc, qkv, xn, n, a)) ||
         (st = og_cuda_linear(g, tmp, OG_BF16, xn, n, dim, b->out, dim, NULL, OG_CUDA_ACT_NONE)) ||
         (st = og_cuda_rmsnorm(g, tmp, tmp, b->attn_norm2, n, 1, dim, dim, eps, NULL, NULL)) ||
-        (st = og_cuda_gated_residual(g, x, tmp, gate_msa, false, n, dim)))
+        (st = og_cuda_gated_residual(g, x, tmp, gate_msa, mod != NULL, n, dim)))
         goto done;
     if ((st = og_cuda_rmsnorm(g, xn, x, b->ffn_norm1, n, 1, dim, dim, eps, scale_mlp, NULL)) ||
         (st = og_cuda_linear(g, h13, OG_BF16, xn, n, dim, b->w13, 2 * ffn, NULL,
@@ -294,21 +320,21 @@ static og_status block_forward(og_cuda_ctx *g, const og_zimage_config *c, const 
         (st = og_cuda_linear(g, tmp, OG_BF16, h, n, ffn, b->w2, dim, NULL, OG_CUDA_ACT_NONE)) ||
         (st = og_cuda_rmsnorm(g, tmp, tmp, b->ffn_norm2, n, 1, dim, dim, eps, NULL, NULL)))
         goto done;
-    st = og_cuda_gated_residual(g, x, tmp, gate_mlp, false, n, dim);
+    st = og_cuda_gated_residual(g, x, tmp, gate_mlp, mod != NULL, n, dim);
 done:
     og_arena_release(a, mark);
     return st;
 }
 
-/* Host-side inputs of one forward: modulations, RoPE tables, patch vectors. */
+/* Host-side inputs of one forward: time embedding, final scale, RoPE tables, patch vectors. */
 typedef struct {
-    float *mods, *final_scale, *ucos, *usin, *ccos, *csin, *patches, *full;
+    float *adaln, *final_scale, *ucos, *usin, *ccos, *csin, *patches, *full;
     int64_t *pos;
 } host_inputs;
 
 static void host_free(host_inputs *h)
 {
-    free(h->mods);
+    free(h->adaln);
     free(h->final_scale);
     free(h->ucos);
     free(h->usin);
@@ -325,10 +351,9 @@ static og_status host_prepare(const og_zimage *m, const og_zimage_tokens *t,
 {
     const og_zimage_config *c = &m->c;
     const int64_t dim = c->dim, half = c->head_dim / 2, L = t->cap_pad_len;
-    const int64_t n_mod = c->n_refiner_layers + c->n_layers;
     const int64_t patch_dim = (int64_t)c->patch_size * c->patch_size * c->in_channels;
     const int64_t npos = s->uni_n > L ? s->uni_n : L;
-    h->mods = malloc((size_t)(n_mod * 4 * dim + 1) * sizeof(float));
+    h->adaln = malloc((size_t)c->adaln_dim * sizeof(float));
     h->final_scale = malloc((size_t)dim * sizeof(float));
     h->ucos = malloc((size_t)(s->uni_n * half) * sizeof(float));
     h->usin = malloc((size_t)(s->uni_n * half) * sizeof(float));
@@ -337,12 +362,14 @@ static og_status host_prepare(const og_zimage *m, const og_zimage_tokens *t,
     h->patches = malloc((size_t)(s->img_n * patch_dim) * sizeof(float));
     h->full = malloc((size_t)(t->img_pad_len * patch_dim) * sizeof(float));
     h->pos = malloc((size_t)(3 * npos) * sizeof(int64_t));
-    if (!h->mods || !h->final_scale || !h->ucos || !h->usin || !h->ccos || !h->csin ||
+    if (!h->adaln || !h->final_scale || !h->ucos || !h->usin || !h->ccos || !h->csin ||
         !h->patches || !h->full || !h->pos)
         return og_fail(OG_ERR_OOM, "Z-Image GPU forward: host buffers");
+    /* Only the time embedder (two small GEMVs) and the final scale run here; the blocks'
+     * modulations are one GEMV on the device. */
     og_arena tmp;
     OG_TRY(og_arena_init(&tmp, (size_t)(m->t_freq_dim + m->t_mid_dim + c->adaln_dim) * 4 + 4096));
-    og_status st = zimage_time_conditioning(m, t_model, &tmp, h->mods, h->final_scale);
+    og_status st = zimage_time_conditioning(m, t_model, &tmp, NULL, h->final_scale, h->adaln);
     og_arena_free(&tmp);
     OG_TRY(st);
     zimage_unified_positions(t, s, h->pos);
@@ -375,6 +402,7 @@ static og_status forward(og_cuda_ctx *g, const og_zimage_cuda *w, og_sp *sp, int
     og_arena *a = og_cuda_arena(g);
     dalloc d = {g, a, false};
     float *mods = dal(&d, (size_t)(n_mod * 4 * dim) * 4), *fscale = dal(&d, (size_t)dim * 4);
+    og_bf16 *adaln = dal(&d, (size_t)c->adaln_dim * 2);
     float *ucos = dal(&d, (size_t)(s->uni_n * half) * 4);
     float *usin = dal(&d, (size_t)(s->uni_n * half) * 4);
     float *ccos = dal(&d, (size_t)(L * half) * 4), *csin = dal(&d, (size_t)(L * half) * 4);
@@ -385,36 +413,41 @@ static og_status forward(og_cuda_ctx *g, const og_zimage_cuda *w, og_sp *sp, int
     if (d.failed)
         return og_fail(OG_ERR_OOM, "Z-Image GPU forward: device arena too small (size it with "
                                    "og_zimage_cuda_work_bytes)");
-    OG_TRY(og_cuda_upload(g, mods, OG_F32, h->mods, OG_F32, (size_t)(n_mod * 4 * dim)));
+    /* Every upload first: each waits for the stream, which is idle only now. */
+    OG_TRY(og_cuda_upload(g, adaln, OG_BF16, h->adaln, OG_F32, (size_t)c->adaln_dim));
     OG_TRY(og_cuda_upload(g, fscale, OG_F32, h->final_scale, OG_F32, (size_t)dim));
     OG_TRY(og_cuda_upload(g, ucos, OG_F32, h->ucos, OG_F32, (size_t)(s->uni_n * half)));
     OG_TRY(og_cuda_upload(g, usin, OG_F32, h->usin, OG_F32, (size_t)(s->uni_n * half)));
     OG_TRY(og_cuda_upload(g, ccos, OG_F32, h->ccos, OG_F32, (size_t)(L * half)));
     OG_TRY(og_cuda_upload(g, csin, OG_F32, h->csin, OG_F32, (size_t)(L * half)));
+    if (real > 0)
+        OG_TRY(og_cuda_upload(g, patches, OG_BF16, h->patches, OG_F32, (size_t)(real * patch_dim)));
+    OG_TRY(pad_rows(g, x, real, s->img_n, dim, m->x_pad_token));
+    OG_TRY(og_cuda_upload(g, feats, OG_BF16, cap_feats, OG_F32, (size_t)(cap_len * F)));
+    OG_TRY(pad_rows(g, cap, cap_len, L, dim, m->cap_pad_token));
+
+    /* All modulations of the step: [n_mod * 4 * dim] = ada_w . adaln + ada_b. */
+    OG_TRY(og_cuda_linear(g, mods, OG_F32, adaln, 1, c->adaln_dim, w->ada_w, n_mod * 4 * dim,
+                          w->ada_b, OG_CUDA_ACT_NONE));
 
     og_sp_ops ops;
     og_cuda_sp_ops(g, &ops);
     const bool par = s->P > 1;
 
-    /* Image tokens: embed the real ones, pad the rest, noise_refiner over the image sequence. */
-    if (real > 0) {
-        OG_TRY(og_cuda_upload(g, patches, OG_BF16, h->patches, OG_F32, (size_t)(real * patch_dim)));
+    /* Image tokens: embed the real ones (pads are in place), noise_refiner over the image. */
+    if (real > 0)
         OG_TRY(og_cuda_linear(g, x, OG_BF16, patches, real, patch_dim, w->x_emb_w, dim,
                               w->x_emb_b, OG_CUDA_ACT_NONE));
-    }
-    OG_TRY(pad_rows(g, x, real, s->img_n, dim, m->x_pad_token));
     const attn_scope img = {par ? sp : NULL, t->img_pad_len, &ops};
     for (int i = 0; i < c->n_refiner_layers; i++)
         OG_TRY(block_forward(g, c, &w->noise[i], x, s->img_n, ucos, usin, mods + i * 4 * dim,
                              img));
 
     /* The whole caption on every rank, then this rank's slice after its image shard. */
-    OG_TRY(og_cuda_upload(g, feats, OG_BF16, cap_feats, OG_F32, (size_t)(cap_len * F)));
     OG_TRY(og_cuda_rmsnorm(g, normed, feats, w->cap_norm, cap_len, 1, F, F, c->norm_eps, NULL,
                            NULL));
     OG_TRY(og_cuda_linear(g, cap, OG_BF16, normed, cap_len, F, w->cap_w, dim, w->cap_b,
                           OG_CUDA_ACT_NONE));
-    OG_TRY(pad_rows(g, cap, cap_len, L, dim, m->cap_pad_token));
     const attn_scope local = {NULL, L, NULL};
     for (int i = 0; i < c->n_refiner_layers; i++)
         OG_TRY(block_forward(g, c, &w->context[i], cap, L, ccos, csin, NULL, local));

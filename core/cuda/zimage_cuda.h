@@ -1,7 +1,8 @@
 /* The Z-Image transformer on a GPU: the math of dit/zimage.c with bf16 weights and activations
  * (fp32 accumulation, f32 norm weights, modulation and RoPE tables), serial or under the same
  * sequence-parallel layouts. The host keeps the tokenizer-side work (patchify, positions, the
- * time conditioning's tiny GEMVs) and gets the f32 velocity back.
+ * time embedder's two tiny GEMVs and the final layer's scale) and gets the f32 velocity back;
+ * every block's adaLN modulation is one GEMV on the device (the stacked adaLN weights).
  *
  *     og_cuda_ctx *wctx;                                   // one per GPU: holds the weights
  *     OG_TRY(og_cuda_init(dev, &wctx));
