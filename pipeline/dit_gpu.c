@@ -1,5 +1,6 @@
 /* The pipeline's DiT on GPUs (see dit_gpu.h): per-GPU weights, per-rank contexts, the device
- * communicator for the rank threads. Compiled everywhere; without CUDA it only refuses. */
+ * communicators for the ranks (in-process copies or NCCL). Compiled everywhere; without CUDA it
+ * only refuses. The CUDA and NCCL paths are compiled here and have never run (no GPU). */
 #include "pipeline/dit_gpu.h"
 
 #include <stdio.h>
@@ -32,24 +33,38 @@ og_status og_dit_gpus_check(const char *devices)
     return devices ? og_cuda_parse_devices(devices, list, OG_MAX_GPUS, &count) : OG_OK;
 }
 
-og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
+/* The device numbers of a --devices list, or of every visible GPU. */
+static og_status list_devices(const char *devices, int *list, int *count)
+{
+    if (devices)
+        return og_cuda_parse_devices(devices, list, OG_MAX_GPUS, count);
+    *count = og_cuda_device_count();
+    if (*count == 0)
+        return og_fail(OG_ERR_DEVICE, "no CUDA GPU is visible on this machine (use --backend "
+                                      "cpu)");
+    *count = *count > OG_MAX_GPUS ? OG_MAX_GPUS : *count;
+    for (int i = 0; i < *count; i++)
+        list[i] = i;
+    return OG_OK;
+}
+
+og_status og_dit_gpus_listed(const char *devices, int *count)
+{
+    int list[OG_MAX_GPUS];
+    return list_devices(devices, list, count);
+}
+
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick)
 {
     *out = NULL;
     og_dit_gpus *g = calloc(1, sizeof *g);
     if (!g)
         return og_fail(OG_ERR_OOM, "cannot allocate the GPU list");
     g->m = m;
-    og_status st = OG_OK;
-    if (devices) {
-        st = og_cuda_parse_devices(devices, g->devices, OG_MAX_GPUS, &g->count);
-    } else {
-        g->count = og_cuda_device_count();
-        if (g->count == 0)
-            st = og_fail(OG_ERR_DEVICE, "no CUDA GPU is visible on this machine (use --backend "
-                                        "cpu)");
-        g->count = g->count > OG_MAX_GPUS ? OG_MAX_GPUS : g->count;
-        for (int i = 0; i < g->count; i++)
-            g->devices[i] = i;
+    og_status st = list_devices(devices, g->devices, &g->count);
+    if (st == OG_OK && pick >= 0) {
+        g->devices[0] = g->devices[pick % g->count];
+        g->count = 1;
     }
     for (int i = 0; i < g->count && st == OG_OK; i++) {
         st = og_cuda_init(g->devices[i], &g->ctx[i]);
@@ -81,6 +96,43 @@ og_status og_dit_gpus_run_ranks(og_dit_gpus *g, int world, int threads_per_rank,
     og_inproc_copy copy;
     og_cuda_inproc_copy(g->devices[0], &copy); /* the copy infers direction and device (UVA) */
     return og_run_ranks_copy(world, threads_per_rank, &copy, fn, arg);
+}
+
+#ifdef OG_HAVE_NCCL
+og_status og_dit_gpus_nccl(og_dit_gpus *g, og_comm *host, og_rank_fn fn, void *arg)
+{
+    og_comm *nccl;
+    OG_TRY(og_comm_nccl_create(&nccl, host, g->devices[host->rank % g->count]));
+    og_status st = fn(nccl, arg);
+    og_comm_free(nccl);
+    return st;
+}
+#else
+og_status og_dit_gpus_nccl(og_dit_gpus *g, og_comm *host, og_rank_fn fn, void *arg)
+{
+    (void)g, (void)host, (void)fn, (void)arg;
+    return og_fail(OG_ERR_UNSUPPORTED, "this omnigen was built without NCCL (rebuild with NCCL "
+                                       "installed, or run GPU ranks as threads of one process)");
+}
+#endif
+
+typedef struct {
+    og_dit_gpus *g;
+    og_rank_fn fn;
+    void *arg;
+} nccl_job;
+
+static og_status nccl_rank(og_comm *host, void *arg)
+{
+    nccl_job *j = arg;
+    return og_dit_gpus_nccl(j->g, host, j->fn, j->arg);
+}
+
+og_status og_dit_gpus_run_ranks_nccl(og_dit_gpus *g, int world, int threads_per_rank,
+                                     og_rank_fn fn, void *arg)
+{
+    nccl_job j = {.g = g, .fn = fn, .arg = arg};
+    return og_run_ranks(world, threads_per_rank, nccl_rank, &j);
 }
 
 og_status og_dit_rank_start(og_dit_rank **out, og_dit_gpus *g, og_sp *sp, int64_t lat_h,
@@ -142,9 +194,16 @@ og_status og_dit_gpus_check(const char *devices)
     return no_cuda();
 }
 
-og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
+og_status og_dit_gpus_listed(const char *devices, int *count)
 {
-    (void)m, (void)devices;
+    (void)devices;
+    *count = 0;
+    return no_cuda();
+}
+
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick)
+{
+    (void)m, (void)devices, (void)pick;
     *out = NULL;
     return no_cuda();
 }
@@ -153,6 +212,19 @@ void og_dit_gpus_free(og_dit_gpus *g) { (void)g; }
 
 og_status og_dit_gpus_run_ranks(og_dit_gpus *g, int world, int threads_per_rank, og_rank_fn fn,
                                 void *arg)
+{
+    (void)g, (void)world, (void)threads_per_rank, (void)fn, (void)arg;
+    return no_cuda();
+}
+
+og_status og_dit_gpus_nccl(og_dit_gpus *g, og_comm *host, og_rank_fn fn, void *arg)
+{
+    (void)g, (void)host, (void)fn, (void)arg;
+    return no_cuda();
+}
+
+og_status og_dit_gpus_run_ranks_nccl(og_dit_gpus *g, int world, int threads_per_rank,
+                                     og_rank_fn fn, void *arg)
 {
     (void)g, (void)world, (void)threads_per_rank, (void)fn, (void)arg;
     return no_cuda();
