@@ -8,12 +8,21 @@
 #include "core/cuda/cuda_internal.h"
 #include "parallel/comm.h"
 
+/* Runs on the rank thread that completes the transfer (in a ring step, after that rank queued
+ * its attention: the copy overlaps it). The thread's current device is its rank's, which its
+ * later launches need, so it is restored after the copy (ranks on other GPUs of the process). */
 static og_status device_copy(void *dst, const void *src, size_t bytes, void *user)
 {
+    int own;
+    OG_CUDA_TRY(cudaGetDevice(&own));
     OG_CUDA_TRY(cudaSetDevice((int)(intptr_t)user));
     /* D2D cudaMemcpy may return before the copy ends; the communicator needs it finished. */
-    OG_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cudaStreamPerThread));
-    OG_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread));
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cudaStreamPerThread);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(cudaStreamPerThread);
+    const cudaError_t back = cudaSetDevice(own);
+    OG_CUDA_TRY(e);
+    OG_CUDA_TRY(back);
     return OG_OK;
 }
 
