@@ -4,7 +4,8 @@
  * ratios say how close each op gets to what the hardware gives us.
  * Two rates per line, best of a few runs after a warm-up: wall-clock GFLOP/s, and GFLOP per
  * CPU-second of the process ("per core"), which other processes on a shared machine disturb much
- * less; the load average is printed too.
+ * less; the load average is printed too. Each op takes its scratch from an arena sized once by
+ * its *_scratch_bytes, as the models do.
  * Usage: bench_cpu_ops [--quick]  (--quick: smaller shapes, for a smoke run) */
 #include <math.h>
 #include <stdio.h>
@@ -70,12 +71,13 @@ typedef struct {
     const float *x, *bias;
     const void *w;
     float *y;
+    og_arena *scratch;
 } linear_job;
 
 static void run_linear(void *p)
 {
     linear_job *j = p;
-    must(og_linear(j->y, j->x, j->M, j->K, j->w, j->wt, j->N, j->bias));
+    must(og_linear(j->y, j->x, j->M, j->K, j->w, j->wt, j->N, j->bias, j->scratch));
 }
 
 static void run_sgemm(void *p)
@@ -88,12 +90,13 @@ typedef struct {
     og_attn_desc d;
     const float *q, *k, *v;
     float *o, *lse;
+    og_arena *scratch;
 } attn_job;
 
 static void run_attention(void *p)
 {
     attn_job *j = p;
-    must(og_attention(&j->d, j->q, j->k, j->v, j->o, j->lse));
+    must(og_attention(&j->d, j->q, j->k, j->v, j->o, j->lse, j->scratch));
 }
 
 static timing ref; /* the square sgemm, in GFLOP/s (wall) and GFLOP per CPU-second */
@@ -111,8 +114,11 @@ static timing time_linear(int64_t M, int64_t K, int64_t N, og_dtype wt, bool sge
     float *bias = random_floats((size_t)N, 1), *y = malloc((size_t)(M * N) * sizeof *y);
     void *w = malloc((size_t)(N * K) * og_dtype_size(wt));
     og_from_f32(w, wt, wf, (size_t)(N * K));
-    linear_job j = {M, K, N, wt, x, bias, w, y};
+    og_arena a;
+    must(og_arena_init(&a, og_linear_scratch_bytes(M, K, wt, N)));
+    linear_job j = {M, K, N, wt, x, bias, w, y, &a};
     timing t = best_of(reps, sgemm ? run_sgemm : run_linear, &j);
+    og_arena_free(&a);
     free(x), free(wf), free(bias), free(y), free(w);
     return t;
 }
@@ -129,7 +135,11 @@ static timing time_attention(int64_t s, int heads, int dim, int reps)
         .o = malloc((size_t)(s * stride) * sizeof(float)),
         .lse = malloc((size_t)(s * heads) * sizeof(float)),
     };
+    og_arena a;
+    must(og_arena_init(&a, og_attention_scratch_bytes(&j.d)));
+    j.scratch = &a;
     timing t = best_of(reps, run_attention, &j);
+    og_arena_free(&a);
     free((void *)j.q), free((void *)j.k), free((void *)j.v), free(j.o), free(j.lse);
     return t;
 }

@@ -191,7 +191,7 @@ int og_cli_bench_attention(int argc, char **argv)
         const og_attn_desc d = {.sq = N, .skv = N, .heads = b.heads, .head_dim = b.head_dim,
                                 .q_stride = row, .k_stride = row, .v_stride = row,
                                 .o_stride = row, .scale = 1.0f / sqrtf((float)dim)};
-        if (og_attention(&d, q, k, v, ref, NULL) != OG_OK) {
+        if (og_attention(&d, q, k, v, ref, NULL, NULL) != OG_OK) {
             fprintf(stderr, "omnigen bench attention: reference: %s\n", og_error_message());
             rc = 1;
             goto done;

@@ -46,3 +46,30 @@ void *og_arena_calloc(og_arena *a, size_t bytes)
         memset(p, 0, bytes);
     return p;
 }
+
+size_t og_arena_need(size_t bytes)
+{
+    return ((bytes + OG_ARENA_ALIGN - 1) & ~(size_t)(OG_ARENA_ALIGN - 1)) + OG_ARENA_ALIGN;
+}
+
+og_status og_op_scratch_begin(og_op_scratch *s, og_arena *given, size_t bytes)
+{
+    *s = (og_op_scratch){0};
+    if (given) {
+        s->a = given;
+        s->mark = og_arena_mark(given);
+        return OG_OK;
+    }
+    OG_TRY(og_arena_init(&s->own, bytes));
+    s->a = &s->own;
+    return OG_OK;
+}
+
+void og_op_scratch_end(og_op_scratch *s)
+{
+    if (s->a == &s->own)
+        og_arena_free(&s->own);
+    else if (s->a)
+        og_arena_release(s->a, s->mark);
+    s->a = NULL;
+}

@@ -8,13 +8,20 @@
  *   - Token-major activations: [tokens, heads, head_dim]; a `*_stride` argument is the number of
  *     elements between consecutive tokens, so a head slice of a wider tensor is a pointer offset.
  *   - Images/feature maps are [C, H, W] (NCHW with batch 1); video is [C, T, H, W].
- *   - Functions that can fail return og_status; pure elementwise ops return void. */
+ *   - Functions that can fail return og_status; pure elementwise ops return void.
+ *   - Scratch: an op that needs temporary memory (og_linear with 16-bit weights,
+ *     og_linear_packed, og_attention, the convolutions) takes it from `scratch`, an arena with at
+ *     least the op's *_scratch_bytes free, and releases it before returning, so that a forward
+ *     pass sized once up front allocates nothing. NULL makes the op allocate an arena of that
+ *     size for the call. The sizes hold for the calling thread's OpenMP team (og_set_threads)
+ *     and the GEMM precision in effect, both as they are when the op runs. */
 #ifndef OG_OPS_H
 #define OG_OPS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -23,7 +30,10 @@
 /* y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]). x and y are f32; W is f32, bf16 or f16. The result is
  * the f32 product with the de-quantised weights (16-bit weights are widened tile by tile). */
 og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *w, og_dtype wt,
-                    int64_t N, const float *bias);
+                    int64_t N, const float *bias, og_arena *scratch);
+/* Scratch of og_linear: a widened weight tile (16-bit weights, more than a few rows) or the bf16
+ * copy of x (bf16 weights in the bf16 precision); none for f32 weights. */
+size_t og_linear_scratch_bytes(int64_t M, int64_t K, og_dtype wt, int64_t N);
 
 /* Plain f32 GEMM: C[M,N] = alpha * op(A) · op(B) + beta * C, row-major, op = transpose if t*. */
 og_status og_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -50,7 +60,9 @@ og_status og_pack_weights_bf16(og_packed_weights **out, const void *w, og_dtype 
                                int64_t K);
 /* y[M, N] = bf16(x[M, K]) . W^T (+ bias[N]) with packed weights; f32 accumulation and output. */
 og_status og_linear_packed(float *y, const float *x, int64_t M, const og_packed_weights *w,
-                           const float *bias);
+                           const float *bias, og_arena *scratch);
+/* Scratch of og_linear_packed for M rows of K inputs: the bf16 copy of x. */
+size_t og_linear_packed_scratch_bytes(int64_t M, int64_t K);
 void og_packed_weights_free(og_packed_weights *w);
 
 /* ---- normalisation ------------------------------------------------------------------------- */
@@ -114,7 +126,10 @@ typedef struct {
  * receives the natural-log sum of exp(scaled scores) per row, laid out [sq, heads]; a row that
  * sees no key gets out = 0 and lse = -INFINITY. */
 og_status og_attention(const og_attn_desc *d, const float *q, const float *k, const float *v,
-                       float *out, float *lse);
+                       float *out, float *lse, og_arena *scratch);
+/* Scratch of og_attention: keys and values packed per head and each thread's block buffers, or
+ * in the bf16 precision the bf16 copies of q, k, v and one chunk of score rows. */
+size_t og_attention_scratch_bytes(const og_attn_desc *d);
 
 /* ---- convolution and resampling ------------------------------------------------------------ */
 
@@ -124,13 +139,20 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
  * output columns; other strides use im2col; a 1x1 stride-1 convolution multiplies x directly. */
 og_status og_conv2d(float *y, const float *x, int64_t cin, int64_t h, int64_t w, const void *wgt,
                     og_dtype wt, const float *bias, int64_t cout, int kh, int kw, int stride,
-                    int pad);
+                    int pad, og_arena *scratch);
+/* Scratch of og_conv2d: the f32 weights in GEMM order and each thread's column buffer. */
+size_t og_conv2d_scratch_bytes(int64_t cin, int64_t h, int64_t w, int64_t cout, int kh, int kw,
+                               int stride, int pad);
 /* Causal 3-D convolution, x[cin, t, h, w] -> y[cout, t, ho, wo] with stride 1: time is padded with
  * kt-1 frames in front (from `cache`, [cin, kt-1, h, w], or zeros if NULL), space with pad_h/pad_w
  * zeros. Weight [cout, cin, kt, kh, kw]. */
 og_status og_conv3d_causal(float *y, const float *x, const float *cache, int64_t cin, int64_t t,
                            int64_t h, int64_t w, const void *wgt, og_dtype wt, const float *bias,
-                           int64_t cout, int kt, int kh, int kw, int pad_h, int pad_w);
+                           int64_t cout, int kt, int kh, int kw, int pad_h, int pad_w,
+                           og_arena *scratch);
+/* Scratch of og_conv3d_causal (the same for any number of frames). */
+size_t og_conv3d_causal_scratch_bytes(int64_t cin, int64_t h, int64_t w, int64_t cout, int kt,
+                                      int kh, int kw, int pad_h, int pad_w);
 /* Nearest-neighbour x2 upsample in space: x[c, h, w] -> y[c, 2h, 2w]. */
 void og_upsample_nearest2x(float *y, const float *x, int64_t c, int64_t h, int64_t w);
 

@@ -622,10 +622,36 @@ float og_zimage_model_time(float timestep)
 
 static size_t fbytes(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }
 
-static size_t sp_attention_bytes(og_sp *sp, int64_t seq, int heads, int head_dim)
+static size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Scratch of og_linear on M rows through w [N, K]. */
+static size_t linear_bytes(const og_tensor *w, int64_t M)
 {
-    return sp && og_sp_size(sp) > 1 ? og_sp_attention_scratch_bytes(sp, seq, heads, head_dim, 0)
-                                    : 0;
+    return og_linear_scratch_bytes(M, w->shape[1], w->dtype, w->shape[0]);
+}
+
+/* The largest scratch of `count` blocks on n tokens under scope. */
+static size_t blocks_bytes(const og_zimage_config *c, const zimage_block *b, int count, int64_t n,
+                           zimage_attn_scope scope)
+{
+    size_t most = 0;
+    for (int i = 0; i < count; i++)
+        most = max_bytes(most, zimage_block_scratch_bytes(c, &b[i], n, scope));
+    return most;
+}
+
+/* The op scratch of time_conditioning: its one-row linears. */
+static size_t time_conditioning_bytes(const og_zimage *m)
+{
+    const og_zimage_config *c = &m->c;
+    size_t most = max_bytes(linear_bytes(&m->t_w0, 1), linear_bytes(&m->t_w2, 1));
+    most = max_bytes(most, linear_bytes(&m->fin_ada_w, 1));
+    for (int i = 0; i < c->n_refiner_layers + c->n_layers; i++) {
+        const zimage_block *b = i < c->n_refiner_layers ? &m->noise_refiner[i]
+                                                        : &m->layers[i - c->n_refiner_layers];
+        most = max_bytes(most, linear_bytes(&b->ada_w, 1));
+    }
+    return most;
 }
 
 size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w, int64_t cap_len,
@@ -640,20 +666,28 @@ size_t og_zimage_scratch_bytes(const og_zimage *m, int64_t lat_h, int64_t lat_w,
     int64_t dim = c->dim, half = c->head_dim / 2, n_mod = c->n_refiner_layers + c->n_layers;
     int64_t patch_dim = (int64_t)c->patch_size * c->patch_size * c->f_patch_size * c->in_channels;
     int64_t big = s.uni_n > t.cap_pad_len ? s.uni_n : t.cap_pad_len;
+    const zimage_attn_scope img_scope = {s.P > 1 ? sp : NULL, t.img_pad_len};
+    const zimage_attn_scope uni_scope = {s.P > 1 ? sp : NULL, t.seq_len};
+    const zimage_attn_scope cap_scope = {NULL, t.cap_pad_len};
+    /* What the whole forward holds, then the largest of its phases (each released before the
+     * next): time conditioning, image embedding and noise refiner, caption path, main layers,
+     * final layer. Every op's scratch sits on top of its phase's buffers. */
     size_t persist = fbytes(m->t_freq_dim) + fbytes(m->t_mid_dim) + fbytes(c->adaln_dim) +
                      fbytes(n_mod * 4 * dim) + fbytes(dim) + fbytes(s.uni_n * dim) +
                      2 * fbytes(s.uni_n * half) + fbytes(2 * big * 3);
-    size_t block = zimage_block_scratch_floats(c, big) * sizeof(float);
-    size_t a = fbytes(s.img_n * patch_dim) + block +
-               sp_attention_bytes(sp, t.img_pad_len, c->n_heads, c->head_dim);
+    size_t tc = time_conditioning_bytes(m);
+    size_t a = max_bytes(fbytes(s.img_n * patch_dim) + linear_bytes(&m->x_emb_w, s.img_n),
+                         blocks_bytes(c, m->noise_refiner, c->n_refiner_layers, s.img_n,
+                                      img_scope));
     size_t b = fbytes(t.cap_pad_len * dim) + 2 * fbytes(t.cap_pad_len * half) +
-               fbytes(t.cap_len * c->cap_feat_dim) + fbytes(2 * t.cap_pad_len * 3) + block;
-    size_t cc = block + sp_attention_bytes(sp, t.seq_len, c->n_heads, c->head_dim);
+               fbytes(t.cap_len * c->cap_feat_dim) + fbytes(2 * t.cap_pad_len * 3) +
+               max_bytes(linear_bytes(&m->cap_w, t.cap_len),
+                         blocks_bytes(c, m->context_refiner, c->n_refiner_layers, t.cap_pad_len,
+                                      cap_scope));
+    size_t cc = blocks_bytes(c, m->layers, c->n_layers, s.uni_n, uni_scope);
     size_t d = fbytes(s.img_n * dim) + fbytes(s.img_n * patch_dim) +
-               fbytes(t.img_pad_len * patch_dim);
-    size_t phase = a > b ? a : b;
-    phase = phase > cc ? phase : cc;
-    phase = phase > d ? phase : d;
+               fbytes(t.img_pad_len * patch_dim) + linear_bytes(&m->fin_w, s.img_n);
+    size_t phase = max_bytes(max_bytes(tc, a), max_bytes(max_bytes(b, cc), d));
     return persist + phase + 4096;
 }
 
@@ -683,10 +717,10 @@ static og_status time_conditioning(const og_zimage *m, float t_model, allocator 
         return og_fail_context(OG_ERR_OOM, "Z-Image time conditioning");
     og_timestep_embedding(freq, t_model * c->t_scale, m->t_freq_dim, 10000.0, 0.0, true);
     OG_TRY(og_linear(mid, freq, 1, m->t_freq_dim, m->t_w0.data, m->t_w0.dtype, m->t_mid_dim,
-                     m->t_b0));
+                     m->t_b0, al->a));
     og_silu(mid, m->t_mid_dim);
     OG_TRY(og_linear(adaln, mid, 1, m->t_mid_dim, m->t_w2.data, m->t_w2.dtype, c->adaln_dim,
-                     m->t_b2));
+                     m->t_b2, al->a));
     int64_t dim = c->dim;
     if (adaln_out)
         memcpy(adaln_out, adaln, (size_t)c->adaln_dim * sizeof(float));
@@ -695,13 +729,13 @@ static og_status time_conditioning(const og_zimage *m, float t_model, allocator 
                                                         : &m->layers[i - c->n_refiner_layers];
         float *mod = mods + (int64_t)i * 4 * dim;
         OG_TRY(og_linear(mod, adaln, 1, c->adaln_dim, b->ada_w.data, b->ada_w.dtype, 4 * dim,
-                         b->ada_b));
+                         b->ada_b, al->a));
         og_tanh(mod + dim, dim);
         og_tanh(mod + 3 * dim, dim);
     }
     og_silu(adaln, c->adaln_dim); /* the final layer's adaLN_modulation is SiLU -> Linear */
     OG_TRY(og_linear(final_scale, adaln, 1, c->adaln_dim, m->fin_ada_w.data, m->fin_ada_w.dtype,
-                     dim, m->fin_ada_b));
+                     dim, m->fin_ada_b, al->a));
     return OG_OK;
 }
 
@@ -790,7 +824,7 @@ static og_status embed_image(const og_zimage *m, const og_zimage_tokens *t, cons
         return og_fail_context(OG_ERR_OOM, "Z-Image patchify");
     int64_t real = zimage_patchify(c, t, s, lat, lat_h, lat_w, patches);
     OG_TRY(og_linear(x, patches, real, patch_dim, m->x_emb_w.data, m->x_emb_w.dtype, dim,
-                     m->x_emb_b));
+                     m->x_emb_b, al->a));
     for (int64_t j = real; j < s->img_n; j++)
         memcpy(x + j * dim, m->x_pad_token, (size_t)dim * sizeof(float));
     return OG_OK;
@@ -809,7 +843,7 @@ static og_status caption_path(const og_zimage *m, const og_zimage_tokens *t, con
         return og_fail_context(OG_ERR_OOM, "Z-Image caption refiner");
     og_rmsnorm(normed, cap_feats, m->cap_norm, t->cap_len, c->cap_feat_dim, c->norm_eps);
     OG_TRY(og_linear(cap, normed, t->cap_len, c->cap_feat_dim, m->cap_w.data, m->cap_w.dtype, dim,
-                     m->cap_b));
+                     m->cap_b, al->a));
     for (int64_t i = t->cap_len; i < L; i++)
         memcpy(cap + i * dim, m->cap_pad_token, (size_t)dim * sizeof(float));
     zimage_caption_positions(L, pos);
@@ -836,7 +870,7 @@ static og_status final_layer(const og_zimage *m, og_sp *sp, const og_zimage_toke
     og_layernorm(xn, x, NULL, NULL, s->img_n, dim, 1e-6f);
     og_modulate(xn, xn, final_scale, NULL, s->img_n, dim);
     OG_TRY(og_linear(local, xn, s->img_n, dim, m->fin_w.data, m->fin_w.dtype, patch_dim,
-                     m->fin_b));
+                     m->fin_b, al->a));
     if (s->P > 1)
         OG_TRY(og_sp_gather_seq(sp, local, full, t->img_pad_len, patch_dim));
     zimage_unpatchify(c, t, full, lat_h, lat_w, out);

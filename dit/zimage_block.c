@@ -9,28 +9,56 @@
 #include "core/ops.h"
 #include "dit/zimage_internal.h"
 
-size_t zimage_block_scratch_floats(const og_zimage_config *c, int64_t n)
+/* Serial attention over n tokens whose q, k and v rows are `stride` floats apart. */
+static og_attn_desc block_attn_desc(const og_zimage_config *c, int64_t n, int64_t stride)
 {
-    /* xn at [n, dim], q/k/v at [n, 3 dim], the FFN's two hidden activations at [n, 2 ffn]; +16
-     * per buffer for the arena's 64-byte alignment. */
-    return (size_t)(4 * n * c->dim + 2 * n * c->ffn_dim + 3 * 16);
+    return (og_attn_desc){.sq = n, .skv = n, .heads = c->n_heads, .kv_heads = c->n_heads,
+                          .head_dim = c->head_dim, .q_stride = stride, .k_stride = stride,
+                          .v_stride = stride, .o_stride = c->dim,
+                          .scale = 1.0f / sqrtf((float)c->head_dim)};
 }
 
 static og_status block_attention(const og_zimage_config *c, zimage_attn_scope scope,
                                  const float *q, const float *k, const float *v, int64_t stride,
                                  float *out, int64_t n, og_arena *scratch)
 {
-    float scale = 1.0f / sqrtf((float)c->head_dim);
+    const og_attn_desc d = block_attn_desc(c, n, stride);
     if (scope.sp) {
         og_sp_attn_args a = {.seq = scope.seq, .heads = c->n_heads, .head_dim = c->head_dim,
-                             .scale = scale, .q = q, .k = k, .v = v, .out = out,
+                             .scale = d.scale, .q = q, .k = k, .v = v, .out = out,
                              .scratch = scratch, .qkv_stride = stride};
         return og_sp_attention(scope.sp, &a);
     }
-    og_attn_desc d = {.sq = n, .skv = n, .heads = c->n_heads, .kv_heads = c->n_heads,
-                      .head_dim = c->head_dim, .q_stride = stride, .k_stride = stride,
-                      .v_stride = stride, .o_stride = c->dim, .scale = scale};
-    return og_attention(&d, q, k, v, out, NULL);
+    return og_attention(&d, q, k, v, out, NULL, scratch);
+}
+
+static size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Scratch of one projection of n rows: og_linear_packed with packed weights, else og_linear
+ * with w [N, K] (the packed copy, when there is one, has w's K). */
+static size_t proj_bytes(const og_tensor *w, const og_packed_weights *packed, int64_t n)
+{
+    return packed ? og_linear_packed_scratch_bytes(n, w->shape[1])
+                  : og_linear_scratch_bytes(n, w->shape[1], w->dtype, w->shape[0]);
+}
+
+size_t zimage_block_scratch_bytes(const og_zimage_config *c, const zimage_block *b, int64_t n,
+                                  zimage_attn_scope scope)
+{
+    const int64_t dim = c->dim, ffn = c->ffn_dim;
+    const bool fused = b->bf16.qkv != NULL;
+    const og_attn_desc d = block_attn_desc(c, n, fused ? 3 * dim : dim);
+    size_t ops = scope.sp ? og_sp_attention_scratch_bytes(scope.sp, scope.seq, c->n_heads,
+                                                          c->head_dim, 0)
+                          : og_attention_scratch_bytes(&d);
+    ops = max_bytes(ops, proj_bytes(&b->to_q, b->bf16.qkv, n)); /* to_k, to_v alike */
+    ops = max_bytes(ops, proj_bytes(&b->to_out, b->bf16.out, n));
+    ops = max_bytes(ops, proj_bytes(&b->w1, b->bf16.w13, n)); /* w3 alike */
+    ops = max_bytes(ops, proj_bytes(&b->w2, b->bf16.w2, n));
+    /* xn [n, dim], q/k/v [n, 3 dim], the FFN's two hidden activations [n, 2 ffn]. */
+    return og_arena_need((size_t)(n * dim) * sizeof(float)) +
+           og_arena_need((size_t)(3 * n * dim) * sizeof(float)) +
+           og_arena_need((size_t)(2 * n * ffn) * sizeof(float)) + ops;
 }
 
 /* Per-head RMSNorm of q or k whose tokens are `stride` floats apart. */
@@ -87,10 +115,12 @@ og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b,
         og_modulate(xn, xn, scale_msa, NULL, n, dim);
     og_status st = OG_OK;
     if (fused)
-        st = og_linear_packed(qkv, xn, n, b->bf16.qkv, NULL);
-    else if ((st = og_linear(q, xn, n, dim, b->to_q.data, b->to_q.dtype, dim, NULL)) == OG_OK &&
-             (st = og_linear(k, xn, n, dim, b->to_k.data, b->to_k.dtype, dim, NULL)) == OG_OK)
-        st = og_linear(v, xn, n, dim, b->to_v.data, b->to_v.dtype, dim, NULL);
+        st = og_linear_packed(qkv, xn, n, b->bf16.qkv, NULL, scratch);
+    else if ((st = og_linear(q, xn, n, dim, b->to_q.data, b->to_q.dtype, dim, NULL, scratch)) ==
+                 OG_OK &&
+             (st = og_linear(k, xn, n, dim, b->to_k.data, b->to_k.dtype, dim, NULL, scratch)) ==
+                 OG_OK)
+        st = og_linear(v, xn, n, dim, b->to_v.data, b->to_v.dtype, dim, NULL, scratch);
     if (st)
         goto done;
     if (b->norm_q) {
@@ -101,8 +131,8 @@ og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b,
     og_rope_interleaved(k, n, c->n_heads, c->head_dim, qs, rope_cos, rope_sin);
     if ((st = block_attention(c, scope, q, k, v, qs, xn, n, scratch)))
         goto done;
-    st = fused ? og_linear_packed(q, xn, n, b->bf16.out, NULL)
-               : og_linear(q, xn, n, dim, b->to_out.data, b->to_out.dtype, dim, NULL);
+    st = fused ? og_linear_packed(q, xn, n, b->bf16.out, NULL, scratch)
+               : og_linear(q, xn, n, dim, b->to_out.data, b->to_out.dtype, dim, NULL, scratch);
     if (st)
         goto done;
     og_rmsnorm(q, q, b->attention_norm2, n, dim, eps);
@@ -114,14 +144,15 @@ og_status zimage_block_forward(const og_zimage_config *c, const zimage_block *b,
     if (scale_mlp)
         og_modulate(xn, xn, scale_mlp, NULL, n, dim);
     if (fused)
-        st = og_linear_packed(hid, xn, n, b->bf16.w13, NULL);
-    else if ((st = og_linear(gate, xn, n, dim, b->w1.data, b->w1.dtype, ffn, NULL)) == OG_OK)
-        st = og_linear(up, xn, n, dim, b->w3.data, b->w3.dtype, ffn, NULL);
+        st = og_linear_packed(hid, xn, n, b->bf16.w13, NULL, scratch);
+    else if ((st = og_linear(gate, xn, n, dim, b->w1.data, b->w1.dtype, ffn, NULL, scratch)) ==
+             OG_OK)
+        st = og_linear(up, xn, n, dim, b->w3.data, b->w3.dtype, ffn, NULL, scratch);
     if (st)
         goto done;
     swiglu_rows(qkv, gate, up, n, ffn, hs);
-    st = fused ? og_linear_packed(xn, qkv, n, b->bf16.w2, NULL)
-               : og_linear(xn, qkv, n, ffn, b->w2.data, b->w2.dtype, dim, NULL);
+    st = fused ? og_linear_packed(xn, qkv, n, b->bf16.w2, NULL, scratch)
+               : og_linear(xn, qkv, n, ffn, b->w2.data, b->w2.dtype, dim, NULL, scratch);
     if (st)
         goto done;
     og_rmsnorm(xn, xn, b->ffn_norm2, n, dim, eps);

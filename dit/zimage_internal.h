@@ -34,8 +34,10 @@ typedef struct {
     int64_t seq;
 } zimage_attn_scope;
 
-/* Floats of scratch zimage_block_forward takes for n tokens (its own buffers only). */
-size_t zimage_block_scratch_floats(const og_zimage_config *c, int64_t n);
+/* Bytes of scratch zimage_block_forward takes for block b on n tokens under scope: its buffers,
+ * and above them the largest scratch of its ops (projections, serial or SP attention). */
+size_t zimage_block_scratch_bytes(const og_zimage_config *c, const zimage_block *b, int64_t n,
+                                  zimage_attn_scope scope);
 
 /* Runs block b on x[n, dim] in place. rope_cos/rope_sin are [n, head_dim / 2]. mod is the block's
  * [4 * dim] modulation prepared by the caller (scale_msa, tanh(gate_msa), scale_mlp,

@@ -34,21 +34,26 @@ void og_lse_merge(float *out, float *lse, const float *out_b, const float *lse_b
     }
 }
 
+og_attn_desc og_ring_block_desc(const og_ring_args *a, int64_t len, int64_t stride)
+{
+    return (og_attn_desc){.sq = a->lq, .skv = len, .heads = a->hn, .head_dim = a->D,
+                          .q_stride = (int64_t)a->hn * a->D, .k_stride = stride,
+                          .v_stride = stride, .o_stride = (int64_t)a->hn * a->D,
+                          .scale = a->scale};
+}
+
 /* Attention of all queries against one K/V block; the first block writes the result, later ones
  * merge into it. */
 static og_status attend_block(const og_ring_args *a, const void *k, const void *v, int64_t len,
                               int64_t stride, int first)
 {
-    const og_attn_desc d = {.sq = a->lq, .skv = len, .heads = a->hn, .head_dim = a->D,
-                            .q_stride = (int64_t)a->hn * a->D, .k_stride = stride,
-                            .v_stride = stride, .o_stride = (int64_t)a->hn * a->D,
-                            .scale = a->scale};
+    const og_attn_desc d = og_ring_block_desc(a, len, stride);
     float *out = first ? a->out : a->tmp_out, *lse = first ? a->lse : a->tmp_lse;
     const og_sp_ops *ops = a->ops;
     if (ops)
         OG_TRY(ops->attend(ops->user, &d, a->q, k, v, out, lse));
     else
-        OG_TRY(og_attention(&d, a->q, k, v, out, lse));
+        OG_TRY(og_attention(&d, a->q, k, v, out, lse, a->scratch));
     if (first)
         return OG_OK;
     if (ops)

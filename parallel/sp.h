@@ -77,7 +77,10 @@ typedef struct {
  * Equals single-rank og_attention() over the full sequence to fp32 rounding. */
 og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a);
 /* Scratch bytes og_sp_attention takes from args.scratch for this shape on this rank (an arena
- * with this much free never runs out; without an arena the call uses the heap). */
+ * with this much free never runs out; without an arena the call makes one of this size). It
+ * includes the host og_attention's scratch of the ring steps (for the calling thread's OpenMP
+ * team and GEMM precision, see core/ops.h), which device ops do not take: for them it is an
+ * upper bound. */
 size_t og_sp_attention_scratch_bytes(const og_sp *sp, int64_t seq, int heads, int head_dim,
                                      int64_t text_len);
 

@@ -4,8 +4,6 @@
  * slice of the text K/V and attends it once locally; the text queries are split over the ring
  * ranks (each attends them against every image block as they pass), and the text output is
  * all-gathered over the sequence group (heads from Ulysses peers, tokens from ring peers). */
-#include <stdlib.h>
-
 #include "parallel/sp_internal.h"
 
 #define FLOAT_ALIGN 16 /* 64 bytes */
@@ -34,13 +32,10 @@ static og_status check_args(const og_sp *sp, const og_sp_attn_args *a)
 /* The text output pieces: SP rank j holds text tokens of ring index j / U, heads of Ulysses
  * index j % U. Gathered over the sequence group, then placed in text_out [T, H, D]. */
 static og_status gather_text(og_sp *sp, const og_sp_geom *g, const og_sp_ops *ops, int64_t T,
-                             const void *mine, void *recv, void *text_out)
+                             const void *mine, void *recv, void *text_out, size_t *counts)
 {
     const int P = g->U * g->R, D = g->D;
     const size_t e = og_sp_elem(ops);
-    size_t *counts = malloc(2 * (size_t)P * sizeof *counts);
-    if (!counts)
-        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d counts", P);
     size_t *displs = counts + P, at = 0;
     for (int j = 0; j < P; j++) {
         int64_t toff, tlen;
@@ -65,14 +60,15 @@ static og_status gather_text(og_sp *sp, const og_sp_geom *g, const og_sp_ops *op
                           (size_t)g->H * D * e, (const char *)recv + displs[j], width, width,
                           (size_t)tlen);
     }
-    free(counts);
     return st;
 }
 
 /* The scratch of one call, in floats, each piece 64-byte aligned. The receive buffer of the
  * first all-to-all is dead once the ring starts, so the ring's second K/V buffer and its
- * per-block partial results take its place (it comes last, so they may run past its end). */
-enum { PACK, Q, KV_A, OUT, LSE, TEXT, RECV, KV_B, TMP_OUT, TMP_LSE, NBUF }; /* RECV last */
+ * per-block partial results take its place (it comes last, so they may run past its end).
+ * COUNTS holds the ring's block lengths (R int64) and the text gather's counts and
+ * displacements (2 P size_t). On host buffers og_attention's scratch comes after the block. */
+enum { PACK, Q, KV_A, OUT, LSE, TEXT, COUNTS, RECV, KV_B, TMP_OUT, TMP_LSE, NBUF }; /* RECV last */
 
 typedef struct {
     og_sp_geom g;
@@ -98,6 +94,7 @@ static void plan_init(attn_plan *p, const og_sp *sp, int64_t S, int H, int D, in
         [Q] = (size_t)(p->lq * row),           [KV_A] = (size_t)(2 * p->max_block * row),
         [OUT] = (size_t)(p->lq * row),         [LSE] = (size_t)(p->lq * g->hn),
         [TEXT] = (size_t)(T * H * D),
+        [COUNTS] = (size_t)(g->R + 2 * g->U * g->R) * 2, /* 8-byte entries as float pairs */
         [KV_B] = g->R > 1 ? (size_t)(2 * p->max_block * row) : 0,
         [TMP_OUT] = (size_t)(p->lq * row),     [TMP_LSE] = (size_t)(p->lq * g->hn),
     };
@@ -114,12 +111,23 @@ static void plan_init(attn_plan *p, const og_sp *sp, int64_t S, int H, int D, in
     p->total = in_recv > at ? in_recv : at;
 }
 
+/* The ring's largest og_attention call on host buffers: every query against the longest
+ * super-shard or the text, whichever is longer. */
+static og_attn_desc largest_ring_attention(const attn_plan *p, int64_t T)
+{
+    const og_ring_args ra = {.lq = p->lq, .hn = p->g.hn, .D = p->g.D};
+    const int64_t row = (int64_t)p->g.hn * p->g.D;
+    return og_ring_block_desc(&ra, p->max_block > T ? p->max_block : T,
+                              T > 0 ? (int64_t)p->g.H * p->g.D : row);
+}
+
 size_t og_sp_attention_scratch_bytes(const og_sp *sp, int64_t seq, int heads, int head_dim,
                                      int64_t text_len)
 {
     attn_plan p;
     plan_init(&p, sp, seq, heads, head_dim, text_len);
-    return p.total * sizeof(float) + 64; /* + the arena's alignment */
+    const og_attn_desc d = largest_ring_attention(&p, text_len);
+    return og_arena_need(p.total * sizeof(float)) + og_attention_scratch_bytes(&d);
 }
 
 og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
@@ -131,25 +139,23 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
     const int D = g->D, H = g->H, R = g->R;
     const int64_t T = a->text_len, Ls = g->super_len, row = (int64_t)g->hn * D;
 
-    int64_t *block_len = malloc((size_t)R * sizeof *block_len);
-    if (!block_len)
-        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %d block lengths", R);
-    for (int j = 0; j < R; j++) {
-        int64_t off;
-        og_sp_super_range(g, j, &off, &block_len[j]);
-    }
-    /* One scratch block: from the caller's arena when given, else the heap. */
-    const size_t mark = a->scratch ? og_arena_mark(a->scratch) : 0;
-    float *base = a->scratch ? og_arena_alloc(a->scratch, p.total * sizeof(float))
-                             : aligned_alloc(64, p.total * sizeof(float));
+    og_op_scratch sc;
+    OG_TRY(og_op_scratch_begin(&sc, a->scratch,
+                               og_sp_attention_scratch_bytes(sp, a->seq, H, D, T)));
+    float *base = og_arena_alloc(sc.a, p.total * sizeof(float));
     if (!base) {
-        free(block_len);
-        return og_fail(OG_ERR_OOM, "SP attention: cannot allocate %zu bytes of scratch",
-                       p.total * sizeof(float));
+        og_op_scratch_end(&sc);
+        return og_fail_context(OG_ERR_OOM, "SP attention: %zu bytes of scratch (size it with "
+                               "og_sp_attention_scratch_bytes)", p.total * sizeof(float));
     }
     float *buf[NBUF];
     for (int i = 0; i < NBUF; i++)
         buf[i] = base + p.at[i];
+    int64_t *block_len = (int64_t *)buf[COUNTS];
+    for (int j = 0; j < R; j++) {
+        int64_t off;
+        og_sp_super_range(g, j, &off, &block_len[j]);
+    }
 
     const og_sp_ops *ops = a->ops;
     const size_t e = og_sp_elem(ops);
@@ -168,7 +174,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
             .extra_k = T > 0 ? (const char *)a->text_k + (size_t)g->h0 * D * e : NULL,
             .extra_v = T > 0 ? (const char *)a->text_v + (size_t)g->h0 * D * e : NULL,
             .out = buf[OUT], .lse = buf[LSE], .kv_a = buf[KV_A], .kv_b = buf[KV_B],
-            .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE], .ops = ops,
+            .tmp_out = buf[TMP_OUT], .tmp_lse = buf[TMP_LSE], .ops = ops, .scratch = sc.a,
         };
         st = og_ring_attention(sp->ring, &ra);
     }
@@ -182,11 +188,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
         st = og_ulysses_gather_heads(sp->ulysses, g, ops, o, a->out, buf[PACK]);
     if (st == OG_OK && T > 0)
         st = gather_text(sp, g, ops, T, (char *)o + (size_t)(Ls * row) * e, buf[TEXT],
-                         a->text_out);
-    if (a->scratch)
-        og_arena_release(a->scratch, mark);
-    else
-        free(base);
-    free(block_len);
+                         a->text_out, (size_t *)(block_len + R));
+    og_op_scratch_end(&sc);
     return st;
 }

@@ -67,7 +67,12 @@ typedef struct {
     void *kv_a, *kv_b;          /* 2 * max(block_len) * hn * D elements each (kv_b: R > 1) */
     float *tmp_out, *tmp_lse;   /* [lq, hn, D], [lq, hn] */
     const og_sp_ops *ops;
+    og_arena *scratch;          /* og_attention's scratch on host buffers (ops NULL) */
 } og_ring_args;
+
+/* The og_attention call of the ring for a block of len keys `stride` elements apart; its
+ * scratch is og_attention_scratch_bytes of this, largest for the longest block. */
+og_attn_desc og_ring_block_desc(const og_ring_args *a, int64_t len, int64_t stride);
 
 og_status og_ring_attention(og_comm *ring, const og_ring_args *a);
 

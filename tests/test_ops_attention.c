@@ -1,6 +1,8 @@
 /* og_attention against a naive double-precision softmax attention: odd sizes, GQA, causal with
  * sq != skv, key padding masks, rows that see no key, strided token layouts and the LSE output;
- * then every case again in the bf16 precision (OG_GEMM_BF16) where the build has it. */
+ * then every case again in the bf16 precision (OG_GEMM_BF16) where the build has it. Each case
+ * runs in an arena of exactly og_attention_scratch_bytes (which must be enough and come back
+ * released) and again with its own scratch (NULL); a too small arena is refused. */
 #include <string.h>
 
 #include "core/ops.h"
@@ -115,7 +117,11 @@ static void run_case(const attn_case *c, og_test_rng *rng, bool bf16)
     }
     d.kv_valid = c->mask ? valid : NULL;
 
-    CHECK_OK(og_attention(&d, q, k, v, o, lse));
+    og_arena a;
+    CHECK_OK(og_test_scratch(&a, og_attention_scratch_bytes(&d)));
+    CHECK_OK(og_attention(&d, q, k, v, o, lse, &a));
+    CHECK(a.used == 1, "attention left %zu bytes of its scratch in use", a.used - 1);
+    og_arena_free(&a);
     attention_ref(&d, q, k, v, ro, rl);
 
     double num = 0, den = 1e-30, lse_err = 0;
@@ -155,8 +161,8 @@ static void run_case(const attn_case *c, og_test_rng *rng, bool bf16)
     CHECK(lse_bad == 0, "%s: %d fully masked rows without lse = -inf", name, lse_bad);
     CHECK(pad_bad == 0, "%s: %d padding elements written", name, pad_bad);
 
-    /* lse is optional. */
-    CHECK_OK(og_attention(&d, q, k, v, o, NULL));
+    /* lse is optional; without an arena the op makes its own scratch. */
+    CHECK_OK(og_attention(&d, q, k, v, o, NULL, NULL));
 
     free(q), free(k), free(v), free(o), free(lse), free(ro), free(rl), free(valid);
 }
@@ -194,7 +200,21 @@ int main(void)
                         .q_stride = 24, .k_stride = 16, .v_stride = 16, .o_stride = 24,
                         .scale = 1.0f};
     float buf[96] = {0};
-    CHECK(og_attention(&bad, buf, buf, buf, buf, NULL) == OG_ERR_INVALID_ARG,
+    CHECK(og_attention(&bad, buf, buf, buf, buf, NULL, NULL) == OG_ERR_INVALID_ARG,
           "heads not a multiple of kv_heads must be refused");
+    CHECK(og_attention_scratch_bytes(&bad) == 0, "no scratch for a refused descriptor");
+
+    /* An arena short of og_attention_scratch_bytes: OOM with a message, output untouched. */
+    og_attn_desc small = {.sq = 4, .skv = 4, .heads = 2, .head_dim = 8, .q_stride = 16,
+                          .k_stride = 16, .v_stride = 16, .o_stride = 16, .scale = 1.0f};
+    og_arena a;
+    CHECK_OK(og_arena_init(&a, og_attention_scratch_bytes(&small) - 128));
+    for (int i = 0; i < 96; i++)
+        buf[i] = 1.0f;
+    og_status st = og_attention(&small, buf, buf, buf, buf + 32, NULL, &a);
+    CHECK(st == OG_ERR_OOM && strstr(og_error_message(), "og_attention_scratch_bytes"),
+          "short arena: %s (%s)", og_status_name(st), og_error_message());
+    CHECK(a.used == 0 && buf[32] == 1.0f, "short arena: nothing taken, nothing written");
+    og_arena_free(&a);
     return og_test_finish("test_ops_attention");
 }

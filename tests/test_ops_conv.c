@@ -1,6 +1,8 @@
 /* conv2d (padding, stride, 1x1, 16-bit weights, row-banded cases), the causal 3-D convolution
  * (with and without a frame cache, and 1x1x1) and the x2 nearest upsample against naive double
- * loops. */
+ * loops. The convolutions run in arenas of exactly their *_scratch_bytes (which must be enough
+ * and come back released), the 3-D ones without a cache with their own scratch (NULL); a too
+ * small arena is refused. */
 #include <string.h>
 
 #include "core/ops.h"
@@ -43,7 +45,12 @@ static void conv2d_case(og_test_rng *rng, int64_t cin, int64_t h, int64_t w, int
                         }
                 ref[(co * ho + oy) * wo + ox] = acc;
             }
-    CHECK_OK(og_conv2d(y, x, cin, h, w, wq, wt, with_bias ? b : NULL, cout, k, k, stride, pad));
+    og_arena a;
+    CHECK_OK(og_test_scratch(&a, og_conv2d_scratch_bytes(cin, h, w, cout, k, k, stride, pad)));
+    CHECK_OK(og_conv2d(y, x, cin, h, w, wq, wt, with_bias ? b : NULL, cout, k, k, stride, pad,
+                       &a));
+    CHECK(a.used == 1, "conv2d left %zu bytes of its scratch in use", a.used - 1);
+    og_arena_free(&a);
     double err = og_test_rel_err(y, ref, ny);
     CHECK(err < 1e-6, "conv2d cin %lld %lldx%lld cout %lld k %d s %d p %d %s: err %.3g",
           (long long)cin, (long long)h, (long long)w, (long long)cout, k, stride, pad,
@@ -89,8 +96,14 @@ static void conv3d_case(og_test_rng *rng, int64_t cin, int64_t t, int64_t h, int
                                 }
                     ref[((co * t + to) * ho + oy) * wo + ox] = acc;
                 }
+    og_arena a = {0};
+    if (use_cache)
+        CHECK_OK(og_test_scratch(
+            &a, og_conv3d_causal_scratch_bytes(cin, h, w, cout, kt, kh, kw, ph, pw)));
     CHECK_OK(og_conv3d_causal(y, x, use_cache ? cache : NULL, cin, t, h, w, wq, OG_BF16, b, cout,
-                              kt, kh, kw, ph, pw));
+                              kt, kh, kw, ph, pw, use_cache ? &a : NULL));
+    CHECK(!use_cache || a.used == 1, "conv3d left %zu bytes of its scratch in use", a.used - 1);
+    og_arena_free(&a);
     double err = og_test_rel_err(y, ref, ny);
     CHECK(err < 1e-6, "conv3d cin %lld t %lld %lldx%lld k %dx%dx%d cache %d: err %.3g",
           (long long)cin, (long long)t, (long long)h, (long long)w, kt, kh, kw, use_cache, err);
@@ -127,7 +140,18 @@ int main(void)
     CHECK(bad == 0, "upsample: %d wrong elements", bad);
 
     float z[4] = {0};
-    CHECK(og_conv2d(z, z, 1, 1, 1, z, OG_F32, NULL, 1, 3, 3, 1, 0) == OG_ERR_INVALID_ARG,
+    CHECK(og_conv2d(z, z, 1, 1, 1, z, OG_F32, NULL, 1, 3, 3, 1, 0, NULL) == OG_ERR_INVALID_ARG,
           "a kernel larger than the padded input must be refused");
+    CHECK(og_conv2d_scratch_bytes(1, 1, 1, 1, 3, 3, 1, 0) == 0, "no scratch for refused sizes");
+
+    /* An arena short of og_conv2d_scratch_bytes: OOM with a message, y untouched. */
+    float x9[9] = {0}, w9[9] = {0}, y9[9] = {5.0f};
+    og_arena a;
+    CHECK_OK(og_arena_init(&a, og_conv2d_scratch_bytes(1, 3, 3, 1, 3, 3, 1, 1) - 128));
+    og_status st = og_conv2d(y9, x9, 1, 3, 3, w9, OG_F32, NULL, 1, 3, 3, 1, 1, &a);
+    CHECK(st == OG_ERR_OOM && strstr(og_error_message(), "scratch_bytes"), "short arena: %s (%s)",
+          og_status_name(st), og_error_message());
+    CHECK(a.used == 0 && y9[0] == 5.0f, "short arena: nothing taken, nothing written");
+    og_arena_free(&a);
     return og_test_finish("test_ops_conv");
 }

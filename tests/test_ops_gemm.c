@@ -2,7 +2,9 @@
  * f16 weights, with and without bias, sizes that span several weight tiles) against naive double
  * GEMMs. For 16-bit weights the reference multiplies the de-quantised weights. The opt-in bf16
  * precision is checked against a double GEMM on bf16-rounded activations, from several threads at
- * once and over more shapes than its primitive cache holds. */
+ * once and over more shapes than its primitive cache holds. og_linear and og_linear_packed run in
+ * arenas of exactly their *_scratch_bytes (which must be enough and come back released), and
+ * og_linear again with its own scratch (NULL), to the same bits; a too small arena is refused. */
 #include <pthread.h>
 #include <string.h>
 
@@ -67,11 +69,19 @@ static void linear_case(og_test_rng *rng, og_dtype wt, int64_t M, int64_t K, int
                 acc += (double)x[i * K + k] * wf[j * K + k];
             R[i * N + j] = acc;
         }
-    CHECK_OK(og_linear(y, x, M, K, w, wt, N, with_bias ? b : NULL));
+    og_arena a;
+    CHECK_OK(og_test_scratch(&a, og_linear_scratch_bytes(M, K, wt, N)));
+    CHECK_OK(og_linear(y, x, M, K, w, wt, N, with_bias ? b : NULL, &a));
+    CHECK(a.used == 1, "linear left %zu bytes of its scratch in use", a.used - 1);
+    og_arena_free(&a);
     double err = og_test_rel_err(y, R, (size_t)(M * N));
     CHECK(err < 1e-5, "linear %s M %lld K %lld N %lld bias %d: rel err %.3g", og_dtype_name(wt),
           (long long)M, (long long)K, (long long)N, with_bias, err);
-    free(x), free(wf), free(b), free(y), free(w), free(R);
+    float *y2 = malloc((size_t)(M * N) * 4 + 4);
+    CHECK_OK(og_linear(y2, x, M, K, w, wt, N, with_bias ? b : NULL, NULL));
+    CHECK(memcmp(y, y2, (size_t)(M * N) * 4) == 0, "linear %s M %lld: own scratch differs",
+          og_dtype_name(wt), (long long)M);
+    free(x), free(wf), free(b), free(y), free(y2), free(w), free(R);
 }
 
 /* og_linear in OG_GEMM_BF16 precision vs double on bf16(x) . bf16(W)^T: the products are exact
@@ -95,8 +105,12 @@ static int bf16_case(uint64_t seed, int64_t M, int64_t K, int64_t N, bool with_b
                        og_bf16_to_f32(w[j * K + k]);
             R[i * N + j] = acc;
         }
-    og_status st = og_linear(y, x, M, K, w, OG_BF16, N, with_bias ? b : NULL);
-    double err = st == OG_OK ? og_test_rel_err(y, R, (size_t)(M * N)) : INFINITY;
+    og_arena a;
+    og_status st = og_test_scratch(&a, og_linear_scratch_bytes(M, K, OG_BF16, N));
+    if (st == OG_OK)
+        st = og_linear(y, x, M, K, w, OG_BF16, N, with_bias ? b : NULL, &a);
+    double err = st == OG_OK && a.used == 1 ? og_test_rel_err(y, R, (size_t)(M * N)) : INFINITY;
+    og_arena_free(&a);
     if (!(err < 1e-5))
         fprintf(stderr, "bf16 linear M %lld K %lld N %lld: %s, rel err %.3g\n", (long long)M,
                 (long long)K, (long long)N, st == OG_OK ? "ok" : og_error_message(), err);
@@ -125,7 +139,11 @@ static void packed_case(og_test_rng *rng, int64_t M, int64_t K, int64_t N, bool 
     og_packed_weights *p = NULL;
     CHECK_OK(og_pack_weights_bf16(&p, w, OG_F32, N, K));
     if (p) {
-        CHECK_OK(og_linear_packed(y, x, M, p, with_bias ? b : NULL));
+        og_arena a;
+        CHECK_OK(og_test_scratch(&a, og_linear_packed_scratch_bytes(M, K)));
+        CHECK_OK(og_linear_packed(y, x, M, p, with_bias ? b : NULL, &a));
+        CHECK(a.used == 1, "packed linear left %zu bytes of its scratch in use", a.used - 1);
+        og_arena_free(&a);
         double err = og_test_rel_err(y, R, (size_t)(M * N));
         CHECK(err < 1e-5, "packed bf16 linear M %lld K %lld N %lld: rel err %.3g", (long long)M,
               (long long)K, (long long)N, err);
@@ -195,8 +213,23 @@ int main(void)
     float dummy[4] = {0};
     CHECK(og_sgemm(false, false, 2, 2, 2, 1.0f, dummy, 1, dummy, 2, 0.0f, dummy, 2) ==
               OG_ERR_INVALID_ARG, "lda < K must be refused");
-    CHECK(og_linear(dummy, dummy, 1, 1, dummy, OG_I32, 1, NULL) == OG_ERR_UNSUPPORTED,
+    CHECK(og_linear(dummy, dummy, 1, 1, dummy, OG_I32, 1, NULL, NULL) == OG_ERR_UNSUPPORTED,
           "integer weights must be refused");
+
+    /* 16-bit weights on 8 rows widen a tile: an arena short of it is refused, y untouched. */
+    uint16_t w16[8 * 8] = {0};
+    float x8[8 * 8] = {0}, y8[8 * 8];
+    for (int i = 0; i < 64; i++)
+        y8[i] = 7.0f;
+    og_arena a;
+    CHECK_OK(og_arena_init(&a, og_linear_scratch_bytes(8, 8, OG_F16, 8) - 128));
+    og_status st = og_linear(y8, x8, 8, 8, w16, OG_F16, 8, NULL, &a);
+    CHECK(st == OG_ERR_OOM && strstr(og_error_message(), "og_linear_scratch_bytes"),
+          "short arena: %s (%s)", og_status_name(st), og_error_message());
+    CHECK(a.used == 0 && y8[0] == 7.0f, "short arena: nothing taken, nothing written");
+    CHECK(og_linear_scratch_bytes(8, 8, OG_F32, 8) == 0 && og_linear_scratch_bytes(4, 8, OG_F16, 8) == 0,
+          "f32 weights and few rows need no scratch");
+    og_arena_free(&a);
     printf("GEMM library: %s\n", og_gemm_library());
     return og_test_finish("test_ops_gemm");
 }

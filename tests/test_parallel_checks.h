@@ -47,7 +47,7 @@ static inline int sp_data_make(sp_data *d, int heads, int D, int64_t seq, int64_
     const og_attn_desc desc = {.sq = N, .skv = N, .heads = heads, .head_dim = D,
                                .q_stride = row, .k_stride = row, .v_stride = row, .o_stride = row,
                                .scale = 1.0f / sqrtf((float)D)};
-    return og_attention(&desc, q, k, v, d->ref, NULL) == OG_OK ? 0 : -1;
+    return og_attention(&desc, q, k, v, d->ref, NULL, NULL) == OG_OK ? 0 : -1;
 }
 
 static inline void sp_data_free(sp_data *d)

@@ -46,7 +46,7 @@ static og_status h_attend(void *user, const og_attn_desc *d, const void *q, cons
     const int64_t w = (int64_t)d->heads * d->head_dim;
     float *qf = widen(q, d->sq, d->q_stride, w), *kf = widen(k, d->skv, d->k_stride, w);
     float *vf = widen(v, d->skv, d->v_stride, w);
-    og_status st = og_attention(d, qf, kf, vf, out, lse);
+    og_status st = og_attention(d, qf, kf, vf, out, lse, NULL);
     free(qf), free(kf), free(vf);
     return st;
 }
@@ -173,7 +173,7 @@ int main(void)
             const og_attn_desc d = {.sq = N, .skv = N, .heads = H, .head_dim = D,
                                     .q_stride = ROW, .k_stride = ROW, .v_stride = ROW,
                                     .o_stride = ROW, .scale = 0.35f};
-            CHECK_OK(og_attention(&d, q, k, v, ref, NULL));
+            CHECK_OK(og_attention(&d, q, k, v, ref, NULL, NULL));
             for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
                 job j = {.cfg = {.ulysses_degree = layouts[li].U, .ring_degree = layouts[li].R,
                                  .cfg_degree = 1, .ulysses_mode = layouts[li].mode},

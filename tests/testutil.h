@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "io/file.h"
 
@@ -112,6 +113,15 @@ static inline double og_test_rel_err(const float *a, const double *b, size_t n)
             den = fabs(b[i]);
     }
     return num / (den > 1e-30 ? den : 1e-30);
+}
+
+/* An arena for one op call sized by the op's *_scratch_bytes: `bytes` free after a 1-byte
+ * allocation, so that the op starts from a misaligned fill level. The op must leave `used` at 1. */
+static inline og_status og_test_scratch(og_arena *a, size_t bytes)
+{
+    OG_TRY(og_arena_init(a, 64 + bytes));
+    og_arena_alloc(a, 1);
+    return OG_OK;
 }
 
 static inline double og_test_rel_err_f(const float *a, const float *b, size_t n)

@@ -232,9 +232,35 @@ og_status og_qwen3_gpu_plan_for(const og_qwen3 *m, int max_tokens, og_qwen3_gpu_
 }
 
 static og_status linear(float *y, const float *x, int64_t rows, int64_t in,
-                        const og_qwen3_linear *l, int64_t out)
+                        const og_qwen3_linear *l, int64_t out, og_arena *scratch)
 {
-    return og_linear(y, x, rows, in, l->w, l->dt, out, l->bias);
+    return og_linear(y, x, rows, in, l->w, l->dt, out, l->bias, scratch);
+}
+
+static size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The arena of one encode of n tokens: h, q, k, v, the attention output, gate, up, cos and sin,
+ * and above them the largest op scratch (a projection or the attention ad). */
+static size_t encode_scratch_bytes(const og_qwen3 *m, int64_t n, const og_attn_desc *ad)
+{
+    const int64_t H = m->hidden, hd = m->head_dim, q_dim = (int64_t)m->heads * hd,
+                  kv_dim = (int64_t)m->kv_heads * hd, I = m->inter;
+    size_t ops = og_attention_scratch_bytes(ad);
+    for (int li = 0; li < m->layers - 1; li++) {
+        const og_qwen3_layer *L = &m->layer[li];
+        const struct {
+            const og_qwen3_linear *l;
+            int64_t in, out;
+        } proj[] = {{&L->q, H, q_dim}, {&L->k, H, kv_dim}, {&L->v, H, kv_dim}, {&L->o, q_dim, H},
+                    {&L->gate, H, I},  {&L->up, H, I},      {&L->down, I, H}};
+        for (size_t i = 0; i < sizeof proj / sizeof proj[0]; i++)
+            ops = max_bytes(ops, og_linear_scratch_bytes(n, proj[i].in, proj[i].l->dt,
+                                                         proj[i].out));
+    }
+    const size_t f = sizeof(float);
+    return og_arena_need((size_t)(n * H) * f) + 2 * og_arena_need((size_t)(n * q_dim) * f) +
+           2 * og_arena_need((size_t)(n * kv_dim) * f) + 2 * og_arena_need((size_t)(n * I) * f) +
+           2 * og_arena_need((size_t)(n * (hd / 2)) * f) + ops;
 }
 
 og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *out)
@@ -254,55 +280,55 @@ og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *o
         og_to_f32(x + (int64_t)i * H, (const char *)m->embed.data + (size_t)ids[i] * H * es,
                   m->embed.dtype, (size_t)H);
 
-    size_t nh = (size_t)n * H, nq = (size_t)n * q_dim, nkv = (size_t)n * kv_dim,
-           ni = (size_t)n * I, nr = (size_t)n * (hd / 2);
-    float *h = malloc(nh * sizeof *h), *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k),
-          *v = malloc(nkv * sizeof *v), *att = malloc(nq * sizeof *att),
-          *gate = malloc(ni * sizeof *gate), *up = malloc(ni * sizeof *up),
-          *cos_t = malloc(nr * sizeof *cos_t), *sin_t = malloc(nr * sizeof *sin_t);
-    og_status s = OG_OK;
-    if (!h || !q || !k || !v || !att || !gate || !up || !cos_t || !sin_t) {
-        s = og_fail(OG_ERR_OOM, "text encoder: out of memory for %d tokens", n);
-        goto done;
-    }
-    og_qwen3_rope_table(cos_t, sin_t, n, (int)hd, m->theta);
-    og_attn_desc ad = {
+    const og_attn_desc ad = {
         .sq = n, .skv = n, .heads = m->heads, .kv_heads = m->kv_heads, .head_dim = (int)hd,
         .q_stride = q_dim, .k_stride = kv_dim, .v_stride = kv_dim, .o_stride = q_dim,
         .scale = (float)(1.0 / sqrt((double)hd)), .causal = true, .kv_valid = NULL,
     };
+    /* Every buffer and op scratch of the encode from one arena, sized up front. */
+    og_arena a;
+    OG_TRY(og_arena_init(&a, encode_scratch_bytes(m, n, &ad)));
+    size_t nh = (size_t)n * H, nq = (size_t)n * q_dim, nkv = (size_t)n * kv_dim,
+           ni = (size_t)n * I, nr = (size_t)n * (hd / 2);
+    float *h = og_arena_alloc(&a, nh * sizeof *h), *q = og_arena_alloc(&a, nq * sizeof *q);
+    float *k = og_arena_alloc(&a, nkv * sizeof *k), *v = og_arena_alloc(&a, nkv * sizeof *v);
+    float *att = og_arena_alloc(&a, nq * sizeof *att);
+    float *gate = og_arena_alloc(&a, ni * sizeof *gate), *up = og_arena_alloc(&a, ni * sizeof *up);
+    float *cos_t = og_arena_alloc(&a, nr * sizeof *cos_t);
+    float *sin_t = og_arena_alloc(&a, nr * sizeof *sin_t);
+    og_status s = OG_OK;
+    if (!h || !q || !k || !v || !att || !gate || !up || !cos_t || !sin_t) {
+        s = og_fail_context(OG_ERR_OOM, "text encoder: buffers for %d tokens", n);
+        goto done;
+    }
+    og_qwen3_rope_table(cos_t, sin_t, n, (int)hd, m->theta);
     const float eps = (float)m->eps;
     for (int li = 0; li < m->layers - 1 && s == OG_OK; li++) {
         const og_qwen3_layer *L = &m->layer[li];
         og_rmsnorm(h, x, L->in_norm, n, H, eps);
-        if ((s = linear(q, h, n, H, &L->q, q_dim)) || (s = linear(k, h, n, H, &L->k, kv_dim)) ||
-            (s = linear(v, h, n, H, &L->v, kv_dim)))
+        if ((s = linear(q, h, n, H, &L->q, q_dim, &a)) ||
+            (s = linear(k, h, n, H, &L->k, kv_dim, &a)) ||
+            (s = linear(v, h, n, H, &L->v, kv_dim, &a)))
             break;
         og_rmsnorm(q, q, L->q_norm, (int64_t)n * m->heads, hd, eps);
         og_rmsnorm(k, k, L->k_norm, (int64_t)n * m->kv_heads, hd, eps);
         og_rope_half(q, n, m->heads, (int)hd, q_dim, cos_t, sin_t);
         og_rope_half(k, n, m->kv_heads, (int)hd, kv_dim, cos_t, sin_t);
-        if ((s = og_attention(&ad, q, k, v, att, NULL)) || (s = linear(h, att, n, q_dim, &L->o, H)))
+        if ((s = og_attention(&ad, q, k, v, att, NULL, &a)) ||
+            (s = linear(h, att, n, q_dim, &L->o, H, &a)))
             break;
         og_gated_residual(x, h, NULL, n, H);
 
         og_rmsnorm(h, x, L->post_norm, n, H, eps);
-        if ((s = linear(gate, h, n, H, &L->gate, I)) || (s = linear(up, h, n, H, &L->up, I)))
+        if ((s = linear(gate, h, n, H, &L->gate, I, &a)) ||
+            (s = linear(up, h, n, H, &L->up, I, &a)))
             break;
         og_swiglu(gate, gate, up, (int64_t)ni);
-        if ((s = linear(h, gate, n, I, &L->down, H)))
+        if ((s = linear(h, gate, n, I, &L->down, H, &a)))
             break;
         og_gated_residual(x, h, NULL, n, H);
     }
 done:
-    free(h);
-    free(q);
-    free(k);
-    free(v);
-    free(att);
-    free(gate);
-    free(up);
-    free(cos_t);
-    free(sin_t);
+    og_arena_free(&a);
     return s;
 }

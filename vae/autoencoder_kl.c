@@ -228,10 +228,12 @@ int64_t og_vae_latent_channels(const og_vae *v)
 /* ---- forward over one region ---------------------------------------------------------------- */
 
 /* Three activation buffers, each as large as the biggest feature map of the pass: a layer reads
- * the current one and writes into the other two, so nothing is allocated inside the pass. */
+ * the current one and writes into the other two, so nothing is allocated inside the pass; the
+ * ops take their scratch from the same arena, above the buffers. */
 typedef struct {
     float *buf[3];
     float *attn; /* 3 * top * h * w floats for q, k, v */
+    og_arena *ops;
 } vae_scratch;
 
 static int other(int a, int b)
@@ -239,9 +241,17 @@ static int other(int a, int b)
     return 3 - a - b;
 }
 
-static og_status conv(const vae_conv *c, float *y, const float *x, int64_t h, int64_t w)
+static og_status conv(const vae_conv *c, float *y, const float *x, int64_t h, int64_t w,
+                      og_arena *scratch)
 {
-    return og_conv2d(y, x, c->cin, h, w, c->w, c->wt, c->b, c->cout, c->k, c->k, 1, c->k / 2);
+    return og_conv2d(y, x, c->cin, h, w, c->w, c->wt, c->b, c->cout, c->k, c->k, 1, c->k / 2,
+                     scratch);
+}
+
+/* Scratch of conv() at h x w (none for an absent shortcut). */
+static size_t conv_scratch_bytes(const vae_conv *c, int64_t h, int64_t w)
+{
+    return c->w ? og_conv2d_scratch_bytes(c->cin, h, w, c->cout, c->k, c->k, 1, c->k / 2) : 0;
 }
 
 static void norm_silu(const og_vae *v, const vae_norm *n, float *y, const float *x, int64_t c,
@@ -260,11 +270,11 @@ static og_status resnet(const og_vae *v, const vae_resnet *r, vae_scratch *s, in
     int a = (*cur + 1) % 3, b = other(*cur, a);
     float *x = s->buf[*cur], *t1 = s->buf[a], *t2 = s->buf[b];
     norm_silu(v, &r->norm1, t1, x, r->cin, hw);
-    OG_TRY(conv(&r->conv1, t2, t1, h, w));
+    OG_TRY(conv(&r->conv1, t2, t1, h, w, s->ops));
     norm_silu(v, &r->norm2, t2, t2, r->cout, hw);
-    OG_TRY(conv(&r->conv2, t1, t2, h, w));
+    OG_TRY(conv(&r->conv2, t1, t2, h, w, s->ops));
     if (r->shortcut.w) {
-        OG_TRY(conv(&r->shortcut, t2, x, h, w));
+        OG_TRY(conv(&r->shortcut, t2, x, h, w, s->ops));
         x = t2;
         *cur = b;
     }
@@ -283,6 +293,14 @@ static void transpose(float *y, const float *x, int64_t rows, int64_t cols)
             y[j * rows + i] = x[i * cols + j];
 }
 
+/* The mid-block attention's one head over hw positions of c channels. */
+static og_attn_desc vae_attn_desc(int64_t c, int64_t hw)
+{
+    return (og_attn_desc){.sq = hw, .skv = hw, .heads = 1, .kv_heads = 1, .head_dim = (int)c,
+                          .q_stride = c, .k_stride = c, .v_stride = c, .o_stride = c,
+                          .scale = 1.0f / sqrtf((float)c)};
+}
+
 /* The mid-block attention: one head over all h*w positions, channels as the head dim,
  * GroupNorm before the projections and a residual after. */
 static og_status attention(const og_vae *v, vae_scratch *s, int cur, int64_t h, int64_t w)
@@ -294,14 +312,12 @@ static og_status attention(const og_vae *v, vae_scratch *s, int cur, int64_t h, 
     float *q = s->attn, *k = q + c * hw, *val = k + c * hw;
     og_groupnorm(t1, x, at->norm.w, at->norm.b, c, hw, v->groups, VAE_EPS);
     transpose(t2, t1, c, hw); /* [c, hw] -> tokens [hw, c] */
-    OG_TRY(og_linear(q, t2, hw, c, at->q.w, at->q.wt, c, at->q.b));
-    OG_TRY(og_linear(k, t2, hw, c, at->k.w, at->k.wt, c, at->k.b));
-    OG_TRY(og_linear(val, t2, hw, c, at->v.w, at->v.wt, c, at->v.b));
-    og_attn_desc d = {.sq = hw, .skv = hw, .heads = 1, .kv_heads = 1, .head_dim = (int)c,
-                      .q_stride = c, .k_stride = c, .v_stride = c, .o_stride = c,
-                      .scale = 1.0f / sqrtf((float)c)};
-    OG_TRY(og_attention(&d, q, k, val, t1, NULL));
-    OG_TRY(og_linear(t2, t1, hw, c, at->o.w, at->o.wt, c, at->o.b));
+    OG_TRY(og_linear(q, t2, hw, c, at->q.w, at->q.wt, c, at->q.b, s->ops));
+    OG_TRY(og_linear(k, t2, hw, c, at->k.w, at->k.wt, c, at->k.b, s->ops));
+    OG_TRY(og_linear(val, t2, hw, c, at->v.w, at->v.wt, c, at->v.b, s->ops));
+    const og_attn_desc d = vae_attn_desc(c, hw);
+    OG_TRY(og_attention(&d, q, k, val, t1, NULL, s->ops));
+    OG_TRY(og_linear(t2, t1, hw, c, at->o.w, at->o.wt, c, at->o.b, s->ops));
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++)
         for (int64_t i = 0; i < hw; i++)
@@ -430,14 +446,62 @@ og_status og_vae_device_plan_for(const og_vae *v, int64_t h, int64_t w, og_vae_d
     return OG_OK;
 }
 
+static size_t max_bytes(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static size_t resnet_scratch_bytes(const vae_resnet *r, int64_t h, int64_t w)
+{
+    return max_bytes(max_bytes(conv_scratch_bytes(&r->conv1, h, w),
+                               conv_scratch_bytes(&r->conv2, h, w)),
+                     conv_scratch_bytes(&r->shortcut, h, w));
+}
+
+/* The largest op scratch of the layers vae_buffer_floats(v, b0, b1, h, w) covers: their
+ * convolutions, and with b0 = 0 the mid-block attention's projections and attention. */
+static size_t vae_op_scratch_bytes(const og_vae *v, int b0, int b1, int64_t h, int64_t w)
+{
+    size_t m = 0;
+    if (b0 == 0) {
+        const int64_t c = v->block_out[v->n_blocks - 1];
+        if (v->has_post_quant)
+            m = conv_scratch_bytes(&v->post_quant, h, w);
+        m = max_bytes(m, conv_scratch_bytes(&v->conv_in, h, w));
+        m = max_bytes(m, resnet_scratch_bytes(&v->mid_res[0], h, w));
+        m = max_bytes(m, resnet_scratch_bytes(&v->mid_res[1], h, w));
+        if (v->has_attn) {
+            const og_attn_desc d = vae_attn_desc(c, h * w);
+            const vae_linear *proj[] = {&v->attn.q, &v->attn.k, &v->attn.v, &v->attn.o};
+            m = max_bytes(m, og_attention_scratch_bytes(&d));
+            for (int i = 0; i < 4; i++)
+                m = max_bytes(m, og_linear_scratch_bytes(h * w, c, proj[i]->wt, c));
+        }
+    }
+    for (int i = b0; i < b1; i++) {
+        for (int j = 0; j < v->up[i].n_res; j++)
+            m = max_bytes(m, resnet_scratch_bytes(&v->up[i].res[j], h, w));
+        if (v->up[i].upsample) {
+            h *= 2;
+            w *= 2;
+            m = max_bytes(m, conv_scratch_bytes(&v->up[i].up_conv, h, w));
+        }
+    }
+    if (b1 == v->n_blocks)
+        m = max_bytes(m, conv_scratch_bytes(&v->conv_out, h, w));
+    return m;
+}
+
 /* Sets up the arena for one decode: three activation buffers of buf_floats each, q/k/v for a
- * mid-block attention over attn_hw positions, and room for `extra` floats that the caller takes
- * with vae_take. The arena grows only when a larger decode needs it. */
+ * mid-block attention over attn_hw positions, room for `extra` floats that the caller takes
+ * with vae_take, and above them op_bytes for the ops' scratch (vae_op_scratch_bytes). The arena
+ * grows only when a larger decode needs it. */
 static og_status vae_scratch_setup(og_vae *v, vae_scratch *s, int64_t buf_floats, int64_t attn_hw,
-                                   int64_t extra)
+                                   int64_t extra, size_t op_bytes)
 {
     const int64_t attn = v->has_attn ? 3 * v->block_out[v->n_blocks - 1] * attn_hw : 0;
-    const size_t bytes = sizeof(float) * (size_t)(3 * buf_floats + attn + extra) + 16 * 64;
+    const size_t bytes =
+        sizeof(float) * (size_t)(3 * buf_floats + attn + extra) + 16 * 64 + op_bytes;
     if (v->arena.cap < bytes) {
         og_arena_free(&v->arena);
         OG_TRY(og_arena_init(&v->arena, bytes));
@@ -446,6 +510,7 @@ static og_status vae_scratch_setup(og_vae *v, vae_scratch *s, int64_t buf_floats
     for (int i = 0; i < 3; i++)
         s->buf[i] = og_arena_alloc(&v->arena, sizeof(float) * (size_t)buf_floats);
     s->attn = attn ? og_arena_alloc(&v->arena, sizeof(float) * (size_t)attn) : NULL;
+    s->ops = &v->arena;
     return OG_OK; /* `bytes` covers these and the caller's `extra`, so no allocation can fail */
 }
 
@@ -461,10 +526,10 @@ static og_status vae_forward_mid(const og_vae *v, vae_scratch *s, const float *z
 {
     *cur = 0;
     if (v->has_post_quant) {
-        OG_TRY(conv(&v->post_quant, s->buf[1], z, h, w));
+        OG_TRY(conv(&v->post_quant, s->buf[1], z, h, w, s->ops));
         z = s->buf[1];
     }
-    OG_TRY(conv(&v->conv_in, s->buf[0], z, h, w));
+    OG_TRY(conv(&v->conv_in, s->buf[0], z, h, w, s->ops));
     OG_TRY(resnet(v, &v->mid_res[0], s, cur, h, w));
     if (v->has_attn)
         OG_TRY(attention(v, s, *cur, h, w));
@@ -484,7 +549,7 @@ static og_status vae_forward_blocks(const og_vae *v, vae_scratch *s, int b0, int
             og_upsample_nearest2x(s->buf[a], s->buf[*cur], ub->up_conv.cin, *h, *w);
             *h *= 2;
             *w *= 2;
-            OG_TRY(conv(&ub->up_conv, s->buf[b], s->buf[a], *h, *w));
+            OG_TRY(conv(&ub->up_conv, s->buf[b], s->buf[a], *h, *w, s->ops));
             *cur = b;
         }
     }
@@ -498,7 +563,7 @@ static og_status vae_forward_head(const og_vae *v, vae_scratch *s, int cur, int6
 {
     int a = (cur + 1) % 3;
     norm_silu(v, &v->norm_out, s->buf[a], s->buf[cur], v->block_out[0], h * w);
-    return conv(&v->conv_out, out, s->buf[a], h, w);
+    return conv(&v->conv_out, out, s->buf[a], h, w, s->ops);
 }
 
 /* ---- decode, untiled or tiled --------------------------------------------------------------- */
@@ -585,7 +650,9 @@ static og_status decode_tiled(og_vae *v, const float *lat, int64_t h, int64_t w,
         buf = vae_buffer_floats(v, g, nb, th << g, tw << g);
     vae_scratch s;
     OG_TRY(vae_scratch_setup(v, &s, buf, h * w,
-                             c * h * w + gc * gh * gw + oc * TH * TW + H + W + TW));
+                             c * h * w + gc * gh * gw + oc * TH * TW + H + W + TW,
+                             max_bytes(vae_op_scratch_bytes(v, 0, g, h, w),
+                                       vae_op_scratch_bytes(v, g, nb, th << g, tw << g))));
     float *z = vae_take(v, c * h * w), *glob = vae_take(v, gc * gh * gw);
     float *out = vae_take(v, oc * TH * TW), *wy_sum = vae_take(v, H), *wx_sum = vae_take(v, W);
     float *wx = vae_take(v, TW);
@@ -649,7 +716,7 @@ og_status og_vae_decode(og_vae *v, const float *latents, int64_t h, int64_t w, f
     } else {
         vae_scratch s;
         OG_TRY(vae_scratch_setup(v, &s, vae_buffer_floats(v, 0, v->n_blocks, h, w), h * w,
-                                 c * h * w));
+                                 c * h * w, vae_op_scratch_bytes(v, 0, v->n_blocks, h, w)));
         float *z = vae_take(v, c * h * w);
         og_vae_unscale(v, z, latents, c * h * w);
         int cur;

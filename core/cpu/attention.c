@@ -1,6 +1,8 @@
 /* Blockwise (flash-style) attention on the CPU: a block of BQ queries against blocks of BK keys,
  * with an online softmax in fp32, so scores take O(BQ x BK) per thread whatever sq and skv are
- * (keys and values are packed head by head once per call, a copy of their size). The query block is transposed once ([head_dim, BQ]), so scores come out key-major
+ * (keys and values are packed head by head once per call, a copy of their size; that and the
+ * per-thread buffers are the caller's scratch). The query block is transposed once
+ * ([head_dim, BQ]), so scores come out key-major
  * (s[key][query]) straight from K's rows, and the softmax statistics (max, sum, rescale) are
  * vector operations across the block's queries. Scores are kept in base 2 (q is pre-scaled by
  * scale * log2(e)), so every exponential is an exp2. The two products (Q.K^T, P.V) are AVX-512
@@ -10,7 +12,7 @@
  * In the opt-in bf16 precision (og_gemm_set_precision(OG_GEMM_BF16)) the two products run on the
  * GEMM library's bf16 units instead, whole score rows at a time (attention_bf16). */
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/cpu/gemm.h"
@@ -25,6 +27,66 @@
 #define LOG2E 1.4426950408889634
 #define LN2 0.6931471805599453
 #define SCORE_FLOATS (1 << 17) /* bf16 path: f32 scores held at a time (4 MB) */
+
+/* One call's scratch, one arena block of pieces in this order, each 64-byte aligned. fp32: keys
+ * and values packed per head ([kv_heads, skv, dh] each), then `threads` block buffers of
+ * thread_floats each (attn_scratch below). bf16: q, k, v rounded to bf16 head-major, the
+ * probabilities [qc, skv] in bf16, the f32 scores [qc, skv] with the output chunk [qc, dh]
+ * after them, and the row max and sum [2, qc]. */
+enum { PIECE_QKV_B = 0, PIECE_K_B, PIECE_V_B, PIECE_P_B, PIECE_S, PIECE_M, NPIECES };
+enum { PIECE_KV = 0, PIECE_THREADS };
+
+typedef struct {
+    bool bf16;
+    int threads;          /* fp32 */
+    size_t thread_floats; /* fp32 */
+    int64_t qc;           /* bf16: query rows per chunk of scores */
+    size_t bytes[NPIECES];
+} attn_plan;
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The path og_attention takes for d (already checked) and its scratch; kvh = kv heads. */
+static attn_plan plan_for(const og_attn_desc *d, int kvh)
+{
+    attn_plan p = {.bf16 = og_gemm_get_precision() == OG_GEMM_BF16 && d->skv > 0};
+    const int dh = d->head_dim, dp = (dh + 15) & ~15;
+    const int64_t sq = d->sq, skv = d->skv, kw = (int64_t)kvh * dh;
+    if (p.bf16) {
+        int64_t chunks = (sq * skv + SCORE_FLOATS - 1) / SCORE_FLOATS;
+        chunks = chunks < 1 ? 1 : chunks > sq ? sq : chunks;
+        p.qc = (sq + chunks - 1) / chunks;
+        p.bytes[PIECE_QKV_B] = (size_t)(sq * d->heads * dh) * 2;
+        p.bytes[PIECE_K_B] = p.bytes[PIECE_V_B] = (size_t)(skv * kw) * 2;
+        p.bytes[PIECE_P_B] = (size_t)(p.qc * skv) * 2;
+        p.bytes[PIECE_S] = (size_t)(p.qc * (skv + dh)) * sizeof(float);
+        p.bytes[PIECE_M] = (size_t)(2 * p.qc) * sizeof(float);
+    } else {
+        /* Every part of a thread's buffers is a multiple of 16 floats, so each stays aligned. */
+        p.threads = omp_get_max_threads();
+        p.thread_floats = (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ;
+        p.bytes[PIECE_KV] = (size_t)(2 * skv * kw) * sizeof(float);
+        p.bytes[PIECE_THREADS] = (size_t)p.threads * p.thread_floats * sizeof(float);
+    }
+    return p;
+}
+
+static size_t plan_total(const attn_plan *p)
+{
+    size_t total = 0;
+    for (int i = 0; i < NPIECES; i++)
+        total += round64(p->bytes[i]);
+    return total;
+}
+
+/* The plan's pieces carved out of one block taken from the arena, or NULL when it is full. */
+static char *plan_carve(const attn_plan *p, og_arena *a, char *piece[NPIECES])
+{
+    char *base = og_arena_alloc(a, plan_total(p));
+    for (size_t i = 0, at = 0; base && i < NPIECES; at += round64(p->bytes[i]), i++)
+        piece[i] = base + at;
+    return base;
+}
 
 typedef struct {
     float *qt;    /* [head_dim, BQ] pre-scaled queries, transposed; columns past the block are 0 */
@@ -288,27 +350,20 @@ static void to_bf16_heads(uint16_t *dst, const float *src, int64_t tokens, int h
 
 /* q, k and v rounded to bf16 once, head-major; then per head and chunk of queries, S = q.k^T and
  * O = P.v as two bf16 matmuls of the GEMM library with the exact f32 softmax between them.
- * Memory: the bf16 copies and a [chunk, skv] block of scores, never sq x skv. */
+ * Memory: the bf16 copies and a [chunk, skv] block of scores, never sq x skv (the plan's
+ * pieces). */
 static og_status attention_bf16(const og_attn_desc *d, int kvh, const float *q, const float *k,
-                                const float *v, float *out, float *lse)
+                                const float *v, float *out, float *lse, const attn_plan *p,
+                                char *const piece[NPIECES])
 {
     const int dh = d->head_dim, group = d->heads / kvh;
-    const int64_t sq = d->sq, skv = d->skv, qw = (int64_t)d->heads * dh, kw = (int64_t)kvh * dh;
-    int64_t chunks = (sq * skv + SCORE_FLOATS - 1) / SCORE_FLOATS;
-    chunks = chunks < 1 ? 1 : chunks > sq ? sq : chunks;
-    const int64_t qc = (sq + chunks - 1) / chunks, off = skv - sq;
+    const int64_t sq = d->sq, skv = d->skv, qc = p->qc, off = skv - sq;
     const float c = (float)(d->scale * LOG2E);
-    uint16_t *qb = malloc((size_t)(sq * qw) * 2), *kb = malloc((size_t)(skv * kw) * 2);
-    uint16_t *vb = malloc((size_t)(skv * kw) * 2), *pb = malloc((size_t)(qc * skv) * 2);
-    float *s = malloc((size_t)(qc * (skv + dh)) * sizeof *s);
-    float *m = malloc((size_t)qc * 2 * sizeof *m);
-    og_status st = OG_OK;
-    if (!qb || !kb || !vb || !pb || !s || !m) {
-        st = og_fail(OG_ERR_OOM, "attention (bf16): cannot allocate %lld x %lld scores",
-                     (long long)qc, (long long)skv);
-        goto done;
-    }
+    uint16_t *qb = (uint16_t *)piece[PIECE_QKV_B], *kb = (uint16_t *)piece[PIECE_K_B];
+    uint16_t *vb = (uint16_t *)piece[PIECE_V_B], *pb = (uint16_t *)piece[PIECE_P_B];
+    float *s = (float *)piece[PIECE_S], *m = (float *)piece[PIECE_M];
     float *l = m + qc, *ob = s + qc * skv;
+    og_status st = OG_OK;
     to_bf16_heads(qb, q, sq, d->heads, dh, d->q_stride);
     to_bf16_heads(kb, k, skv, kvh, dh, d->k_stride);
     to_bf16_heads(vb, v, skv, kvh, dh, d->v_stride);
@@ -343,48 +398,24 @@ static og_status attention_bf16(const og_attn_desc *d, int kvh, const float *q, 
             }
         }
     }
-done:
-    free(qb);
-    free(kb);
-    free(vb);
-    free(pb);
-    free(s);
-    free(m);
     return st;
 }
 
-og_status og_attention(const og_attn_desc *d, const float *q, const float *k, const float *v,
-                       float *out, float *lse)
+/* Attention's fp32 path: keys and values packed once, then (head, query block) items over the
+ * team, each thread with its own block buffers (the plan's pieces). */
+static void attention_f32(const og_attn_desc *d, int kvh, const float *q, const float *k,
+                          const float *v, float *out, float *lse, const attn_plan *p,
+                          char *const piece[NPIECES])
 {
-    const int kvh = d->kv_heads ? d->kv_heads : d->heads;
-    if (d->sq < 0 || d->skv < 0 || d->heads <= 0 || d->head_dim <= 0 || kvh <= 0 ||
-        d->heads % kvh)
-        return og_fail(OG_ERR_INVALID_ARG,
-                       "attention: bad sizes (sq %lld, skv %lld, heads %d, kv_heads %d, head_dim "
-                       "%d): heads must be a multiple of kv_heads",
-                       (long long)d->sq, (long long)d->skv, d->heads, kvh, d->head_dim);
-    const int64_t qw = (int64_t)d->heads * d->head_dim, kw = (int64_t)kvh * d->head_dim;
-    if (d->q_stride < qw || d->o_stride < qw || d->k_stride < kw || d->v_stride < kw)
-        return og_fail(OG_ERR_INVALID_ARG,
-                       "attention: a token stride is smaller than heads x head_dim");
-    if (d->sq == 0)
-        return OG_OK;
-    if (og_gemm_get_precision() == OG_GEMM_BF16 && d->skv > 0)
-        return attention_bf16(d, kvh, q, k, v, out, lse);
-
     const int dh = d->head_dim, dp = (dh + 15) & ~15; /* output rows padded to whole vectors */
     const int64_t nqb = (d->sq + BQ - 1) / BQ, items = nqb * d->heads, skv = d->skv;
-    /* Every part is a multiple of 16 floats, so each stays 64-byte aligned. */
-    const size_t floats = (size_t)dp * BQ + (size_t)BK * BQ + (size_t)BQ * dp + dp + 3 * BQ;
-    /* Keys and values packed head by head ([kv_heads, skv, dh] each), once per call: the kernels
-     * then read contiguous rows, where tokens of one head are heads * head_dim apart (a page or
-     * more, a TLB miss per row), and no query block packs them again. */
-    float *kp = malloc((size_t)(2 * skv * kw + 1) * sizeof *kp), *vp = kp + skv * kw;
-    if (!kp)
-        return og_fail(OG_ERR_OOM, "attention: cannot allocate %lld packed key/value rows",
-                       (long long)skv);
-    int oom = 0;
+    const int64_t kw = (int64_t)kvh * dh;
+    /* Keys and values packed head by head, once per call: the kernels then read contiguous
+     * rows, where tokens of one head are heads * head_dim apart (a page or more, a TLB miss per
+     * row), and no query block packs them again. */
+    float *kp = (float *)piece[PIECE_KV], *vp = kp + skv * kw;
 
+    /* The team is at most omp_get_max_threads() = p->threads strong: one buffer each. */
 #pragma omp parallel
     {
 #pragma omp for
@@ -395,35 +426,74 @@ og_status og_attention(const og_attn_desc *d, const float *q, const float *k, co
                 memcpy(vp + (hh * skv + j) * dh, v + j * d->v_stride + (int64_t)hh * dh,
                        (size_t)dh * sizeof *vp);
             }
-        float *buf = aligned_alloc(64, floats * sizeof(float));
-        attn_scratch w = {0};
-        if (buf) {
-            w.qt = buf;
-            w.s = w.qt + (size_t)dp * BQ;
-            w.o = w.s + (size_t)BK * BQ;
-            w.zero = w.o + (size_t)BQ * dp;
-            w.m = w.zero + dp;
-            w.l = w.m + BQ;
-            w.alpha = w.l + BQ;
-            memset(w.zero, 0, (size_t)dp * sizeof(float));
-        } else {
-#pragma omp atomic write
-            oom = 1;
-        }
+        float *buf = (float *)piece[PIECE_THREADS] +
+                     (size_t)omp_get_thread_num() * p->thread_floats;
+        attn_scratch w = {.qt = buf};
+        w.s = w.qt + (size_t)dp * BQ;
+        w.o = w.s + (size_t)BK * BQ;
+        w.zero = w.o + (size_t)BQ * dp;
+        w.m = w.zero + dp;
+        w.l = w.m + BQ;
+        w.alpha = w.l + BQ;
+        memset(w.zero, 0, (size_t)dp * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
-            if (!buf)
-                continue;
             const int h = (int)(it / nqb);
             const int64_t q0 = it % nqb * BQ;
             const int nq = (int)(d->sq - q0 < BQ ? d->sq - q0 : BQ);
             const int64_t kvoff = (int64_t)(h / (d->heads / kvh)) * skv * dh;
             attn_block(d, q, kp + kvoff, vp + kvoff, out, lse, h, q0, nq, dp, &w);
         }
-        free(buf);
     }
-    free(kp);
-    if (oom)
-        return og_fail(OG_ERR_OOM, "attention: cannot allocate per-thread scratch");
-    return OG_OK;
+}
+
+static int kv_heads_of(const og_attn_desc *d) { return d->kv_heads ? d->kv_heads : d->heads; }
+
+/* Whether the sizes are consistent: heads a multiple of kv_heads, strides at least a row. */
+static bool attn_sizes_ok(const og_attn_desc *d)
+{
+    const int kvh = kv_heads_of(d);
+    if (d->sq < 0 || d->skv < 0 || d->heads <= 0 || d->head_dim <= 0 || kvh <= 0 ||
+        d->heads % kvh)
+        return false;
+    const int64_t qw = (int64_t)d->heads * d->head_dim, kw = (int64_t)kvh * d->head_dim;
+    return d->q_stride >= qw && d->o_stride >= qw && d->k_stride >= kw && d->v_stride >= kw;
+}
+
+size_t og_attention_scratch_bytes(const og_attn_desc *d)
+{
+    if (!attn_sizes_ok(d) || d->sq == 0)
+        return 0; /* a bad descriptor is the call's error to report */
+    attn_plan p = plan_for(d, kv_heads_of(d));
+    return og_arena_need(plan_total(&p));
+}
+
+og_status og_attention(const og_attn_desc *d, const float *q, const float *k, const float *v,
+                       float *out, float *lse, og_arena *scratch)
+{
+    const int kvh = kv_heads_of(d);
+    if (!attn_sizes_ok(d))
+        return og_fail(OG_ERR_INVALID_ARG,
+                       "attention: bad sizes (sq %lld, skv %lld, heads %d, kv_heads %d, head_dim "
+                       "%d, strides q %lld k %lld v %lld o %lld): heads must be a multiple of "
+                       "kv_heads and each stride at least heads x head_dim",
+                       (long long)d->sq, (long long)d->skv, d->heads, kvh, d->head_dim,
+                       (long long)d->q_stride, (long long)d->k_stride, (long long)d->v_stride,
+                       (long long)d->o_stride);
+    if (d->sq == 0)
+        return OG_OK;
+    const attn_plan p = plan_for(d, kvh);
+    og_op_scratch sc;
+    OG_TRY(og_op_scratch_begin(&sc, scratch, og_arena_need(plan_total(&p))));
+    char *piece[NPIECES];
+    og_status st = OG_OK;
+    if (!plan_carve(&p, sc.a, piece))
+        st = og_fail_context(OG_ERR_OOM, "attention: %lld x %lld scratch (size it with "
+                             "og_attention_scratch_bytes)", (long long)d->sq, (long long)d->skv);
+    else if (p.bf16)
+        st = attention_bf16(d, kvh, q, k, v, out, lse, &p, piece);
+    else
+        attention_f32(d, kvh, q, k, v, out, lse, &p, piece);
+    og_op_scratch_end(&sc);
+    return st;
 }

@@ -4,10 +4,10 @@
  * the columns shifted by dy image rows, accumulating into y: kh times less column data than a
  * full im2col. A strided convolution folds the kernel rows into the columns as well (plain
  * im2col). The causal 3-D convolution reuses the same machinery with kt input frames per output
- * frame. Also the nearest-neighbour x2 upsample. */
+ * frame. The repacked weights and the column buffers are the caller's scratch. Also the
+ * nearest-neighbour x2 upsample. */
 #include <omp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/cpu/gemm.h"
@@ -143,112 +143,178 @@ static og_status conv_frames(float *y, int64_t ldy, const conv_frame *frames, co
     return st == OG_OK ? OG_OK : og_fail(st, "%s", msg);
 }
 
-/* Allocates the f32 weights in pass order, wp[dt, p][cout, Kp] with Kp = (ci, folded kernel row,
- * dx), and one column buffer of *col_floats per thread for bands of *band output rows: about
- * OG_COL_BYTES each (what keeps the GEMM's operands near the cache), at least OG_MIN_BAND rows so
- * that the shifted rows stay a small overhead, and at most an equal share of the rows per thread. */
-static og_status conv_buffers(const void *wgt, og_dtype wt, const conv_shape *s, float **wp,
-                              float **col, int64_t *col_floats, int64_t *band)
+/* One call's scratch, one arena block: the f32 weights in pass order, wp[dt, p][cout, Kp] with
+ * Kp = (ci, folded kernel row, dx); the kt frame descriptors; and a column buffer of col_floats
+ * per thread of the team for bands of `band` output rows: about OG_COL_BYTES each (what keeps
+ * the GEMM's operands near the cache), at least OG_MIN_BAND rows so that the shifted rows stay a
+ * small overhead, and at most an equal share of the rows per thread. */
+typedef struct {
+    int threads;
+    int64_t band, col_floats;
+    size_t wp_bytes, frames_bytes, col_bytes;
+} conv_plan;
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static conv_plan conv_plan_for(const conv_shape *s)
 {
-    if (wt != OG_F32 && wt != OG_BF16 && wt != OG_F16)
-        return og_fail(OG_ERR_UNSUPPORTED, "conv: weights of type %s", og_dtype_name(wt));
-    const int fold = conv_fold(s), passes = conv_passes(s), threads = omp_get_max_threads();
-    const int64_t Kp = conv_pass_k(s), nw = s->cout * s->cin * s->kt * s->kh * s->kw;
+    conv_plan p = {.threads = omp_get_max_threads()};
+    const int passes = conv_passes(s);
+    const int64_t Kp = conv_pass_k(s);
     const int64_t per_row = s->kt * Kp * s->wo * (int64_t)sizeof(float);
-    const int64_t share = (s->ho + threads - 1) / threads;
-    *band = (int64_t)OG_COL_BYTES / per_row - (passes - 1);
-    *band = *band < OG_MIN_BAND ? OG_MIN_BAND : *band;
-    *band = *band > share ? share : *band;
-    *col_floats = s->kt * Kp * (*band + passes - 1) * s->wo;
-    float *wide = wt == OG_F32 ? NULL : malloc((size_t)nw * sizeof(float));
-    *wp = malloc((size_t)nw * sizeof(float));
-    *col = malloc((size_t)(threads * *col_floats) * sizeof(float) + 1);
-    if ((wt != OG_F32 && !wide) || !*wp || !*col) {
-        free(wide), free(*wp), free(*col);
-        return og_fail(OG_ERR_OOM, "conv: cannot allocate %lld weights and the column buffers",
-                       (long long)nw);
-    }
-    const float *wf = wgt;
-    if (wide) {
-        og_to_f32(wide, wgt, wt, (size_t)nw);
-        wf = wide;
-    }
+    const int64_t share = (s->ho + p.threads - 1) / p.threads;
+    p.band = (int64_t)OG_COL_BYTES / per_row - (passes - 1);
+    p.band = p.band < OG_MIN_BAND ? OG_MIN_BAND : p.band;
+    p.band = p.band > share ? share : p.band;
+    p.col_floats = s->kt * Kp * (p.band + passes - 1) * s->wo;
+    p.wp_bytes = round64((size_t)(s->cout * s->cin * s->kt * s->kh * s->kw) * sizeof(float));
+    p.frames_bytes = round64((size_t)s->kt * sizeof(conv_frame));
+    p.col_bytes = round64((size_t)(p.threads * p.col_floats) * sizeof(float));
+    return p;
+}
+
+static size_t conv_scratch_bytes(const conv_shape *s)
+{
+    const conv_plan p = conv_plan_for(s);
+    return og_arena_need(p.wp_bytes + p.frames_bytes + p.col_bytes);
+}
+
+/* wp[dt, p][cout, Kp] = f32 of the checkpoint's weight [cout, cin, kt, kh, kw]: runs of kw taps
+ * are contiguous on both sides. */
+static void conv_weights(float *wp, const void *wgt, og_dtype wt, const conv_shape *s)
+{
+    const int fold = conv_fold(s), passes = conv_passes(s);
+    const int64_t Kp = conv_pass_k(s), nw = s->cout * s->cin * s->kt * s->kh * s->kw;
+    const size_t es = og_dtype_size(wt);
 #pragma omp parallel for collapse(2) schedule(static) if (nw > 65536)
     for (int64_t co = 0; co < s->cout; co++)
         for (int64_t ci = 0; ci < s->cin; ci++)
             for (int dt = 0; dt < s->kt; dt++)
-                for (int ky = 0; ky < s->kh; ky++)
-                    for (int dx = 0; dx < s->kw; dx++) {
-                        const int p = ky / fold, fy = ky % fold;
-                        (*wp)[(((int64_t)dt * passes + p) * s->cout + co) * Kp +
-                              (ci * fold + fy) * s->kw + dx] =
-                            wf[(((co * s->cin + ci) * s->kt + dt) * s->kh + ky) * s->kw + dx];
-                    }
-    free(wide);
-    return OG_OK;
+                for (int ky = 0; ky < s->kh; ky++) {
+                    const int p = ky / fold, fy = ky % fold;
+                    const int64_t from = (((co * s->cin + ci) * s->kt + dt) * s->kh + ky) * s->kw;
+                    og_to_f32(wp + (((int64_t)dt * passes + p) * s->cout + co) * Kp +
+                                  (ci * fold + fy) * s->kw,
+                              (const char *)wgt + (size_t)from * es, wt, (size_t)s->kw);
+                }
+}
+
+/* The convolution of every output frame: to = 0..t-1 reads padded input frames to..to+kt-1,
+ * the first kt-1 of which come from `cache` ([cin, kt-1, h, w], or zeros when NULL); x is
+ * [cin, t, h, w]. A 2-D convolution is one frame with kt = 1. */
+static og_status conv_run(float *y, const float *x, const float *cache, int64_t t,
+                          const void *wgt, og_dtype wt, const float *bias, const conv_shape *s,
+                          og_arena *scratch)
+{
+    if (wt != OG_F32 && wt != OG_BF16 && wt != OG_F16)
+        return og_fail(OG_ERR_UNSUPPORTED, "conv: weights of type %s", og_dtype_name(wt));
+    const conv_plan p = conv_plan_for(s);
+    og_op_scratch sc;
+    OG_TRY(og_op_scratch_begin(&sc, scratch, conv_scratch_bytes(s)));
+    char *base = og_arena_alloc(sc.a, p.wp_bytes + p.frames_bytes + p.col_bytes);
+    if (!base) {
+        og_op_scratch_end(&sc);
+        return og_fail_context(OG_ERR_OOM, "conv: scratch for %lld -> %lld channels at %lldx%lld "
+                               "(size it with the conv's *_scratch_bytes)", (long long)s->cin,
+                               (long long)s->cout, (long long)s->h, (long long)s->w);
+    }
+    float *wp = (float *)base, *col = (float *)(base + p.wp_bytes + p.frames_bytes);
+    conv_frame *frames = (conv_frame *)(base + p.wp_bytes);
+    conv_weights(wp, wgt, wt, s);
+    const int64_t plane = s->ho * s->wo, hw = s->h * s->w, kt = s->kt;
+    og_status st = OG_OK;
+    for (int64_t to = 0; to < t && st == OG_OK; to++) {
+        for (int dt = 0; dt < kt; dt++) {
+            int64_t f = to + dt - (kt - 1);
+            if (f >= 0)
+                frames[dt] = (conv_frame){x + f * hw, t * hw};
+            else if (cache)
+                frames[dt] = (conv_frame){cache + (f + kt - 1) * hw, (kt - 1) * hw};
+            else
+                frames[dt] = (conv_frame){NULL, 0};
+        }
+        st = conv_frames(y + to * plane, t * plane, frames, wp, bias, s, col, p.col_floats,
+                         p.band);
+    }
+    og_op_scratch_end(&sc);
+    return st;
+}
+
+static bool conv2d_sizes_ok(int64_t cin, int64_t h, int64_t w, int64_t cout, int kh, int kw,
+                            int stride, int pad)
+{
+    return cin > 0 && h > 0 && w > 0 && cout > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0 &&
+           h + 2 * pad >= kh && w + 2 * pad >= kw;
+}
+
+static conv_shape conv2d_shape(int64_t cin, int64_t h, int64_t w, int64_t cout, int kh, int kw,
+                               int stride, int pad)
+{
+    return (conv_shape){.cin = cin, .h = h, .w = w, .cout = cout, .kt = 1, .kh = kh, .kw = kw,
+                        .stride = stride, .pad_h = pad, .pad_w = pad,
+                        .ho = (h + 2 * pad - kh) / stride + 1,
+                        .wo = (w + 2 * pad - kw) / stride + 1};
+}
+
+size_t og_conv2d_scratch_bytes(int64_t cin, int64_t h, int64_t w, int64_t cout, int kh, int kw,
+                               int stride, int pad)
+{
+    if (!conv2d_sizes_ok(cin, h, w, cout, kh, kw, stride, pad))
+        return 0; /* the call reports bad sizes */
+    const conv_shape s = conv2d_shape(cin, h, w, cout, kh, kw, stride, pad);
+    return conv_scratch_bytes(&s);
 }
 
 og_status og_conv2d(float *y, const float *x, int64_t cin, int64_t h, int64_t w, const void *wgt,
                     og_dtype wt, const float *bias, int64_t cout, int kh, int kw, int stride,
-                    int pad)
+                    int pad, og_arena *scratch)
 {
-    if (cin <= 0 || h <= 0 || w <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad < 0 ||
-        h + 2 * pad < kh || w + 2 * pad < kw)
+    if (!conv2d_sizes_ok(cin, h, w, cout, kh, kw, stride, pad))
         return og_fail(OG_ERR_INVALID_ARG,
                        "conv2d: bad sizes (cin %lld, %lldx%lld, kernel %dx%d, stride %d, pad %d)",
                        (long long)cin, (long long)h, (long long)w, kh, kw, stride, pad);
-    conv_shape s = {.cin = cin, .h = h, .w = w, .cout = cout, .kt = 1, .kh = kh, .kw = kw,
-                    .stride = stride, .pad_h = pad, .pad_w = pad,
-                    .ho = (h + 2 * pad - kh) / stride + 1, .wo = (w + 2 * pad - kw) / stride + 1};
-    float *wp, *col;
-    int64_t col_floats, band;
-    OG_TRY(conv_buffers(wgt, wt, &s, &wp, &col, &col_floats, &band));
-    conv_frame f = {x, h * w};
-    og_status st = conv_frames(y, s.ho * s.wo, &f, wp, bias, &s, col, col_floats, band);
-    free(col);
-    free(wp);
-    return st;
+    const conv_shape s = conv2d_shape(cin, h, w, cout, kh, kw, stride, pad);
+    return conv_run(y, x, NULL, 1, wgt, wt, bias, &s, scratch);
+}
+
+static bool conv3d_sizes_ok(int64_t cin, int64_t t, int64_t h, int64_t w, int64_t cout, int kt,
+                            int kh, int kw, int pad_h, int pad_w)
+{
+    return cin > 0 && t >= 0 && h > 0 && w > 0 && cout > 0 && kt > 0 && kh > 0 && kw > 0 &&
+           pad_h >= 0 && pad_w >= 0 && h + 2 * pad_h >= kh && w + 2 * pad_w >= kw;
+}
+
+static conv_shape conv3d_shape(int64_t cin, int64_t h, int64_t w, int64_t cout, int kt, int kh,
+                               int kw, int pad_h, int pad_w)
+{
+    return (conv_shape){.cin = cin, .h = h, .w = w, .cout = cout, .kt = kt, .kh = kh, .kw = kw,
+                        .stride = 1, .pad_h = pad_h, .pad_w = pad_w,
+                        .ho = h + 2 * pad_h - kh + 1, .wo = w + 2 * pad_w - kw + 1};
+}
+
+size_t og_conv3d_causal_scratch_bytes(int64_t cin, int64_t h, int64_t w, int64_t cout, int kt,
+                                      int kh, int kw, int pad_h, int pad_w)
+{
+    if (!conv3d_sizes_ok(cin, 1, h, w, cout, kt, kh, kw, pad_h, pad_w))
+        return 0; /* the call reports bad sizes */
+    const conv_shape s = conv3d_shape(cin, h, w, cout, kt, kh, kw, pad_h, pad_w);
+    return conv_scratch_bytes(&s);
 }
 
 og_status og_conv3d_causal(float *y, const float *x, const float *cache, int64_t cin, int64_t t,
                            int64_t h, int64_t w, const void *wgt, og_dtype wt, const float *bias,
-                           int64_t cout, int kt, int kh, int kw, int pad_h, int pad_w)
+                           int64_t cout, int kt, int kh, int kw, int pad_h, int pad_w,
+                           og_arena *scratch)
 {
-    if (cin <= 0 || t < 0 || h <= 0 || w <= 0 || cout <= 0 || kt <= 0 || kh <= 0 || kw <= 0 ||
-        pad_h < 0 || pad_w < 0 || h + 2 * pad_h < kh || w + 2 * pad_w < kw)
+    if (!conv3d_sizes_ok(cin, t, h, w, cout, kt, kh, kw, pad_h, pad_w))
         return og_fail(OG_ERR_INVALID_ARG,
                        "conv3d: bad sizes (cin %lld, %lldx%lldx%lld, kernel %dx%dx%d, pad %d,%d)",
                        (long long)cin, (long long)t, (long long)h, (long long)w, kt, kh, kw, pad_h,
                        pad_w);
-    conv_shape s = {.cin = cin, .h = h, .w = w, .cout = cout, .kt = kt, .kh = kh, .kw = kw,
-                    .stride = 1, .pad_h = pad_h, .pad_w = pad_w,
-                    .ho = h + 2 * pad_h - kh + 1, .wo = w + 2 * pad_w - kw + 1};
     if (t == 0)
         return OG_OK;
-    float *wp, *col;
-    int64_t col_floats, band;
-    OG_TRY(conv_buffers(wgt, wt, &s, &wp, &col, &col_floats, &band));
-    conv_frame *frames = malloc((size_t)kt * sizeof *frames);
-    og_status st = frames ? OG_OK : og_fail(OG_ERR_OOM, "conv3d: out of memory");
-    const int64_t plane = s.ho * s.wo;
-    for (int64_t to = 0; to < t && st == OG_OK; to++) {
-        /* Output frame `to` reads padded frames to..to+kt-1: the first kt-1 come from the cache. */
-        for (int dt = 0; dt < kt; dt++) {
-            int64_t f = to + dt - (kt - 1);
-            if (f >= 0)
-                frames[dt] = (conv_frame){x + f * h * w, t * h * w};
-            else if (cache)
-                frames[dt] = (conv_frame){cache + (f + kt - 1) * h * w, (int64_t)(kt - 1) * h * w};
-            else
-                frames[dt] = (conv_frame){NULL, 0};
-        }
-        st = conv_frames(y + to * plane, t * plane, frames, wp, bias, &s, col, col_floats,
-                         band);
-    }
-    free(frames);
-    free(col);
-    free(wp);
-    return st;
+    const conv_shape s = conv3d_shape(cin, h, w, cout, kt, kh, kw, pad_h, pad_w);
+    return conv_run(y, x, cache, t, wgt, wt, bias, &s, scratch);
 }
 
 void og_upsample_nearest2x(float *y, const float *x, int64_t c, int64_t h, int64_t w)

@@ -13,8 +13,9 @@ og_status og_gemm_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
 
 /* Whether this GEMM library has the bf16 path behind og_gemm_set_precision(OG_GEMM_BF16). */
 bool og_gemm_bf16_available(void);
-/* y[M, N] = bf16(x) . W^T (+ bias), W bf16 [N, K], f32 accumulation and output. */
-og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+/* y[M, N] = xb . W^T (+ bias), xb bf16 [M, K] (og_linear rounds x into its scratch), W bf16
+ * [N, K], f32 accumulation and output. */
+og_status og_gemm_bf16(float *y, const uint16_t *xb, int64_t M, int64_t K, const uint16_t *w,
                        int64_t N, const float *bias);
 /* C[M, N] = A[M, K] . B[K, N] on the bf16 units, f32 accumulation and output, at any strides:
  * A[i, k] is A[i * lda + k], B[k, j] is B[k * bk + j * bn], C[i, j] is C[i * ldc + j]. The

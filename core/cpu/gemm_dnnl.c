@@ -136,19 +136,12 @@ static og_status matmul_run(matmul_entry e, const uint16_t *a, const uint16_t *b
     return OG_OK;
 }
 
-og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+og_status og_gemm_bf16(float *y, const uint16_t *xb, int64_t M, int64_t K, const uint16_t *w,
                        int64_t N, const float *bias)
 {
-    uint16_t *xb = malloc((size_t)(M * K) * sizeof *xb);
-    if (!xb)
-        return og_fail(OG_ERR_OOM, "linear (bf16): cannot allocate %lld x %lld activations",
-                       (long long)M, (long long)K);
-    og_f32_to_bf16_rows(xb, x, M, K, K);
     matmul_entry e = {.M = M, .K = K, .N = N, .lda = K, .bk = 1, .bn = K, .ldc = N,
                       .bias = bias != NULL};
-    og_status st = matmul_run(e, xb, w, y, bias);
-    free(xb);
-    return st;
+    return matmul_run(e, xb, w, y, bias);
 }
 
 og_status og_gemm_bf16_strided(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
@@ -260,21 +253,27 @@ og_status og_pack_weights_bf16(og_packed_weights **out, const void *w, og_dtype 
 }
 
 og_status og_linear_packed(float *y, const float *x, int64_t M, const og_packed_weights *w,
-                           const float *bias)
+                           const float *bias, og_arena *scratch)
 {
     if (M < 0)
         return og_fail(OG_ERR_INVALID_ARG, "linear (packed): bad row count %lld", (long long)M);
     if (M == 0)
         return OG_OK;
-    uint16_t *xb = malloc((size_t)(M * w->K) * sizeof *xb);
-    if (!xb)
-        return og_fail(OG_ERR_OOM, "linear (bf16): cannot allocate %lld x %lld activations",
-                       (long long)M, (long long)w->K);
-    og_f32_to_bf16_rows(xb, x, M, w->K, w->K);
-    matmul_entry e = {.M = M, .K = w->K, .N = w->N, .lda = w->K, .ldc = w->N,
-                      .bias = bias != NULL, .packed = true, .wei = w->md};
-    og_status st = matmul_run(e, xb, w->data, y, bias);
-    free(xb);
+    og_op_scratch sc;
+    OG_TRY(og_op_scratch_begin(&sc, scratch, og_linear_packed_scratch_bytes(M, w->K)));
+    uint16_t *xb = og_arena_alloc(sc.a, (size_t)(M * w->K) * sizeof *xb);
+    og_status st = OG_OK;
+    if (!xb) {
+        st = og_fail_context(OG_ERR_OOM, "linear (packed): %lld x %lld bf16 activations (size "
+                             "the scratch with og_linear_packed_scratch_bytes)",
+                             (long long)M, (long long)w->K);
+    } else {
+        og_f32_to_bf16_rows(xb, x, M, w->K, w->K);
+        matmul_entry e = {.M = M, .K = w->K, .N = w->N, .lda = w->K, .ldc = w->N,
+                          .bias = bias != NULL, .packed = true, .wei = w->md};
+        st = matmul_run(e, xb, w->data, y, bias);
+    }
+    og_op_scratch_end(&sc);
     return st;
 }
 

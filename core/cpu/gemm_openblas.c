@@ -25,7 +25,7 @@ og_status og_gemm_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
  * opt-in bf16 precision is refused in this build and og_linear keeps the exact path. */
 bool og_gemm_bf16_available(void) { return false; }
 
-og_status og_gemm_bf16(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+og_status og_gemm_bf16(float *y, const uint16_t *xb, int64_t M, int64_t K, const uint16_t *w,
                        int64_t N, const float *bias)
 {
     return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
@@ -45,7 +45,7 @@ og_status og_pack_weights_bf16(og_packed_weights **out, const void *w, og_dtype 
 }
 
 og_status og_linear_packed(float *y, const float *x, int64_t M, const og_packed_weights *w,
-                           const float *bias)
+                           const float *bias, og_arena *scratch)
 {
     return og_fail(OG_ERR_UNSUPPORTED, "bf16 GEMM needs oneDNN (build with -DOG_GEMM=dnnl)");
 }

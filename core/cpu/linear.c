@@ -1,11 +1,10 @@
 /* og_linear on top of og_sgemm: f32 weights go straight to the GEMM; bf16/f16 weights are widened
- * to f32 one tile of output features at a time (32 MB, never the whole matrix), so the result
- * is the exact f32 product with the de-quantised weights; for a few rows (timestep and modulation
- * MLPs) the weights are widened on the fly instead. With og_gemm_set_precision(OG_GEMM_BF16)
- * bf16 weights go to the library's bf16 path instead. Also og_sgemm itself: the argument checks
- * and empty cases before either back end's library call. */
-#include <stdlib.h>
-
+ * to f32 one tile of output features at a time (32 MB, never the whole matrix, in the caller's
+ * scratch), so the result is the exact f32 product with the de-quantised weights; for a few rows
+ * (timestep and modulation MLPs) the weights are widened on the fly instead. With
+ * og_gemm_set_precision(OG_GEMM_BF16) bf16 weights go to the library's bf16 path instead, on a
+ * bf16 copy of x in the scratch. Also og_sgemm itself: the argument checks and empty cases before
+ * either back end's library call. */
 #include "core/cpu/gemm.h"
 
 #ifdef __F16C__
@@ -122,8 +121,64 @@ static void linear_few_rows(float *y, const float *x, int64_t M, int64_t K, cons
     }
 }
 
+/* How og_linear computes a product: f32 weights (or K = 0) straight through og_sgemm, 16-bit
+ * weights as a GEMV for a few rows or tile by tile for more, bf16 weights on the library's bf16
+ * units in the bf16 precision. */
+typedef enum { LINEAR_DIRECT, LINEAR_GEMV, LINEAR_TILED, LINEAR_BF16 } linear_path;
+
+static linear_path linear_path_for(int64_t M, int64_t K, og_dtype wt)
+{
+    if (wt == OG_BF16 && K > 0 && og_precision == OG_GEMM_BF16)
+        return LINEAR_BF16;
+    if (wt == OG_F32 || K == 0)
+        return LINEAR_DIRECT;
+    return M <= OG_GEMV_ROWS ? LINEAR_GEMV : LINEAR_TILED;
+}
+
+/* Weight rows widened per tile: about OG_TILE_BYTES, at least 16, at most N. */
+static int64_t tile_rows(int64_t K, int64_t N)
+{
+    int64_t nt = (int64_t)(OG_TILE_BYTES / 4) / K;
+    nt = nt < 16 ? 16 : nt;
+    return nt > N ? N : nt;
+}
+
+size_t og_linear_scratch_bytes(int64_t M, int64_t K, og_dtype wt, int64_t N)
+{
+    if (M <= 0 || N <= 0 || K <= 0)
+        return 0;
+    switch (linear_path_for(M, K, wt)) {
+    case LINEAR_BF16:
+        return og_linear_packed_scratch_bytes(M, K);
+    case LINEAR_TILED:
+        return og_arena_need((size_t)(tile_rows(K, N) * K) * sizeof(float));
+    default:
+        return 0;
+    }
+}
+
+size_t og_linear_packed_scratch_bytes(int64_t M, int64_t K)
+{
+    return M > 0 && K > 0 ? og_arena_need((size_t)(M * K) * sizeof(uint16_t)) : 0;
+}
+
+/* y[M, N] = x . W^T for 16-bit W, widening nt rows of W at a time into tile. */
+static og_status linear_tiled(float *y, const float *x, int64_t M, int64_t K, const uint16_t *w,
+                              og_dtype wt, int64_t N, float *tile)
+{
+    const int64_t nt = tile_rows(K, N);
+    for (int64_t n0 = 0; n0 < N; n0 += nt) {
+        int64_t nn = N - n0 < nt ? N - n0 : nt;
+#pragma omp parallel for if (nn * K > 65536)
+        for (int64_t r = 0; r < nn; r++)
+            widen_row(tile + r * K, w + (n0 + r) * K, wt, K);
+        OG_TRY(og_sgemm(false, true, M, nn, K, 1.0f, x, K, tile, K, 0.0f, y + n0, N));
+    }
+    return OG_OK;
+}
+
 og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *w, og_dtype wt,
-                    int64_t N, const float *bias)
+                    int64_t N, const float *bias, og_arena *scratch)
 {
     if (wt != OG_F32 && wt != OG_BF16 && wt != OG_F16)
         return og_fail(OG_ERR_UNSUPPORTED, "linear: weights of type %s", og_dtype_name(wt));
@@ -132,32 +187,32 @@ og_status og_linear(float *y, const float *x, int64_t M, int64_t K, const void *
                        (long long)K, (long long)N);
     if (M == 0 || N == 0)
         return OG_OK;
-    if (wt == OG_BF16 && K > 0 && og_precision == OG_GEMM_BF16)
-        return og_gemm_bf16(y, x, M, K, w, N, bias);
-    const int64_t ld = K > 0 ? K : 1; /* BLAS wants leading dimensions >= 1 even for K = 0 */
-    if (wt == OG_F32) {
+    const linear_path path = linear_path_for(M, K, wt);
+    if (path == LINEAR_DIRECT) {
+        const int64_t ld = K > 0 ? K : 1; /* BLAS wants leading dimensions >= 1 even for K = 0 */
         OG_TRY(og_sgemm(false, true, M, N, K, 1.0f, x, ld, w, ld, 0.0f, y, N));
-    } else if (M <= OG_GEMV_ROWS) {
+    } else if (path == LINEAR_GEMV) {
         linear_few_rows(y, x, M, K, w, wt, N);
     } else {
-        int64_t nt = K > 0 ? (int64_t)(OG_TILE_BYTES / 4) / K : N;
-        nt = nt < 16 ? 16 : nt;
-        nt = nt > N ? N : nt;
-        float *tile = malloc((size_t)(nt * ld) * sizeof *tile);
-        if (!tile)
-            return og_fail(OG_ERR_OOM, "linear: cannot allocate a %lld x %lld weight tile",
-                           (long long)nt, (long long)K);
-        const uint16_t *w16 = w;
-        og_status st = OG_OK;
-        for (int64_t n0 = 0; n0 < N && st == OG_OK; n0 += nt) {
-            int64_t nn = N - n0 < nt ? N - n0 : nt;
-#pragma omp parallel for if (nn * K > 65536)
-            for (int64_t r = 0; r < nn; r++)
-                widen_row(tile + r * K, w16 + (n0 + r) * K, wt, K);
-            st = og_sgemm(false, true, M, nn, K, 1.0f, x, ld, tile, ld, 0.0f, y + n0, N);
+        og_op_scratch sc;
+        OG_TRY(og_op_scratch_begin(&sc, scratch, og_linear_scratch_bytes(M, K, wt, N)));
+        void *buf = og_arena_alloc(sc.a, path == LINEAR_BF16
+                                             ? (size_t)(M * K) * sizeof(uint16_t)
+                                             : (size_t)(tile_rows(K, N) * K) * sizeof(float));
+        og_status st = buf ? OG_OK
+                           : og_fail_context(OG_ERR_OOM, "linear: scratch for %lld x %lld x %lld "
+                                             "(size it with og_linear_scratch_bytes)",
+                                             (long long)M, (long long)K, (long long)N);
+        if (st == OG_OK && path == LINEAR_BF16) {
+            og_f32_to_bf16_rows(buf, x, M, K, K);
+            st = og_gemm_bf16(y, buf, M, K, w, N, bias);
+        } else if (st == OG_OK) {
+            st = linear_tiled(y, x, M, K, w, wt, N, buf);
         }
-        free(tile);
+        og_op_scratch_end(&sc);
         OG_TRY(st);
+        if (path == LINEAR_BF16)
+            return OG_OK; /* the library added the bias */
     }
     if (bias) {
 #pragma omp parallel for if (M * N > 65536)

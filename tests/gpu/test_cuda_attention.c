@@ -33,7 +33,7 @@ static void check_attention(og_cuda_ctx *ctx, og_test_rng *r, attn_case c)
                       .kv_valid = valid};
     size_t no = (size_t)(c.sq * qw), nl = (size_t)(c.sq * c.heads);
     float *ref = malloc(no * sizeof *ref), *ref_lse = malloc(nl * sizeof *ref_lse);
-    CHECK_OK(og_attention(&d, q, k, v, ref, ref_lse));
+    CHECK_OK(og_attention(&d, q, k, v, ref, ref_lse, NULL));
 
     og_bf16 *dq = og_gpu_put(ctx, q, nq, OG_BF16);
     og_bf16 *dk = c.fused ? dq + qw : og_gpu_put(ctx, k, nk, OG_BF16);

@@ -18,7 +18,7 @@ static void check_conv2d(og_cuda_ctx *ctx, og_test_rng *r, int64_t cin, int64_t 
     float *x = og_gpu_rand(r, nx, 1.0f), *wt = og_gpu_rand(r, nw, 0.2f);
     float *b = og_gpu_rand(r, (size_t)cout, 0.5f), *ref = malloc(ny * sizeof *ref);
     uint16_t *w16 = to_bf16(wt, nw);
-    CHECK_OK(og_conv2d(ref, x, cin, h, w, w16, OG_BF16, b, cout, k, k, stride, pad));
+    CHECK_OK(og_conv2d(ref, x, cin, h, w, w16, OG_BF16, b, cout, k, k, stride, pad, NULL));
     og_bf16 *dx = og_gpu_put(ctx, x, nx, OG_BF16), *dw = og_gpu_put(ctx, wt, nw, OG_BF16);
     float *db = og_gpu_put(ctx, b, (size_t)cout, OG_F32);
     og_bf16 *dy = og_gpu_alloc(ctx, ny, OG_BF16);
@@ -43,7 +43,7 @@ static void check_conv3d(og_cuda_ctx *ctx, og_test_rng *r, bool with_cache)
     float *ref = malloc(ny * sizeof *ref);
     uint16_t *w16 = to_bf16(wt, nw);
     CHECK_OK(og_conv3d_causal(ref, x, with_cache ? cache : NULL, cin, t, h, w, w16, OG_BF16, b,
-                              cout, kt, k, k, 1, 1));
+                              cout, kt, k, k, 1, 1, NULL));
     og_bf16 *dx = og_gpu_put(ctx, x, nx, OG_BF16), *dc = og_gpu_put(ctx, cache, nc, OG_BF16);
     og_bf16 *dw = og_gpu_put(ctx, wt, nw, OG_BF16), *dy = og_gpu_alloc(ctx, ny, OG_BF16);
     float *db = og_gpu_put(ctx, b, (size_t)cout, OG_F32);

@@ -13,7 +13,7 @@ static void check_linear(og_cuda_ctx *ctx, og_test_rng *r, int64_t M, int64_t K,
     uint16_t *w16 = malloc((size_t)(N * K) * 2);
     og_from_f32(w16, OG_BF16, w, (size_t)(N * K));
     float *ref = malloc((size_t)(M * N) * sizeof *ref);
-    CHECK_OK(og_linear(ref, x + x_offset, M, K, w16, OG_BF16, N, bias ? b : NULL));
+    CHECK_OK(og_linear(ref, x + x_offset, M, K, w16, OG_BF16, N, bias ? b : NULL, NULL));
     if (act == OG_CUDA_ACT_GELU_TANH)
         og_gelu_tanh(ref, M * N);
 
