@@ -35,6 +35,8 @@ static og_status conv_nd(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x, int nsp
                          const int64_t *in, const og_bf16 *wgt, int64_t cout, const int *ksz,
                          const int *stride, const int *pad)
 {
+    if ((const void *)y == (const void *)x)
+        return og_fail(OG_ERR_INVALID_ARG, "conv: the output may not alias the input");
     og_status s = OG_OK;
     cudnnTensorDescriptor_t xd = NULL, yd = NULL;
     cudnnFilterDescriptor_t wd = NULL;
