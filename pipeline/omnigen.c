@@ -185,6 +185,7 @@ void og_free(og_ctx *ctx)
     og_qwen3_free(ctx->text);
     og_dit_gpus_free(ctx->gpus);
     og_zimage_free(ctx->dit);
+    og_vae_gpu_free(ctx->vae_gpu);
     og_vae_free(ctx->vae);
     og_bpe_free(ctx->tok);
     og_model_dir_free(ctx->md);

@@ -9,6 +9,7 @@
 #include "io/diffusers.h"
 #include "pipeline/dit_gpu.h"
 #include "pipeline/omnigen.h"
+#include "pipeline/vae_gpu.h"
 #include "parallel/sp.h"
 #include "samplers/flowmatch.h"
 #include "text/bpe.h"
@@ -31,6 +32,7 @@ struct og_ctx {
     og_zimage *dit;
     og_dit_gpus *gpus; /* --backend cuda: the transformer's weights on each GPU */
     og_vae *vae;
+    og_vae_gpu *vae_gpu; /* --backend cuda: the VAE's weights, uploaded at the first decode */
     /* The launch (parallel/plan.h): this process's place on its node, the GPUs it may use. */
     int node_rank, node_size, gpu_count;
     /* Per og_generate with a multi-process world: the agreement before the denoising loop was

@@ -257,8 +257,12 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
         free(rgb);
         return og_fail(OG_ERR_OOM, "out of memory for a %dx%d image", p->width, p->height);
     }
+    /* --backend cuda decodes on the first listed GPU, in one piece (pipeline/vae_gpu.h). */
     og_vae_tiling tiling = OG_VAE_TILING_DEFAULT;
-    og_status s = og_vae_decode(ctx->vae, out->latents, lat_h, lat_w, rgb, &tiling);
+    og_status s = ctx->lp.backend == OG_BACKEND_CUDA
+                      ? og_vae_gpu_decode(&ctx->vae_gpu, ctx->vae, ctx->lp.devices, out->latents,
+                                          lat_h, lat_w, rgb)
+                      : og_vae_decode(ctx->vae, out->latents, lat_h, lat_w, rgb, &tiling);
     if (s == OG_OK)
         og_image_to_u8(out->rgb, rgb, p->height, p->width);
     free(rgb);
