@@ -1,7 +1,10 @@
 /* The MPI communicator passes the in-process checks: every operation with uneven sizes and its
- * byte counts, then SP attention (Ulysses, Ring, hybrid, UAA, joint text, CFG) against
+ * byte counts, the launch collectives (node rank, status agreement), then SP attention (Ulysses, Ring, hybrid, UAA, joint text, CFG) against
  * single-rank attention with the expected bytes per rank. Run by ctest as mpiexec -np 4. */
 #include <mpi.h>
+#include <string.h>
+
+#include "parallel/plan.h"
 
 #include "test_parallel_checks.h"
 
@@ -44,6 +47,32 @@ static void check_layout(og_comm *world, int U, int R, int cfg, const sp_data *d
     og_comm_free(sub);
 }
 
+/* The launch collectives over MPI: every process of this (one-node) run is on the same node,
+ * and a status agreement hands every rank the lowest failing rank's status and message. */
+static void check_launch_collectives(og_comm *world)
+{
+    int node_rank = -1, node_size = -1;
+    if (og_comm_node_rank(world, &node_rank, &node_size) != OG_OK ||
+        node_rank != world->rank || node_size != world->size)
+        sp_result_fail(&res, "node rank %d of %d, expected %d of %d (%s)", node_rank, node_size,
+                       world->rank, world->size, og_error_message());
+    for (int failing = -1; failing < world->size; failing++) {
+        og_status mine = failing >= 0 && (world->rank == failing || world->rank == failing + 2)
+                             ? og_fail(OG_ERR_IO, "disk full on rank %d", world->rank)
+                             : OG_OK;
+        og_status st = og_comm_agree(world, mine);
+        char want[64] = "";
+        if (mine != OG_OK)
+            snprintf(want, sizeof want, "disk full on rank %d", world->rank);
+        else if (failing >= 0)
+            snprintf(want, sizeof want, "rank %d: disk full on rank %d", failing, failing);
+        if (st != (failing >= 0 ? OG_ERR_IO : OG_OK) ||
+            (failing >= 0 && strcmp(og_error_message(), want) != 0))
+            sp_result_fail(&res, "agreement with rank %d failing: %d '%s', expected '%s'", failing,
+                           (int)st, og_error_message(), want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -54,6 +83,7 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     comm_check_ops(world, &res);
+    check_launch_collectives(world);
 
     static const int heads[] = {3, 5, 8, 30};
     static const int64_t seqs[] = {5, 37, 64};
