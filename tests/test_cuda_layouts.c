@@ -5,6 +5,8 @@
  *     give exactly Q K^T and P V (small integers, exact in fp32), conflict-free and aligned;
  *   - the row-major -> cuBLASLt column-major operand mapping, run through a model of cuBLASLt's
  *     column-major D = op(A) op(B), must equal a naive row-major GEMM for every transpose pair;
+ *   - the causal convolution's two 2-D copies, run with cudaMemcpy2D's semantics, must build the
+ *     time-padded input;
  *   - launch geometry stays inside the grid limits and covers the work. */
 #include <string.h>
 
@@ -314,6 +316,51 @@ static void check_lt_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
     free(A), free(B), free(C);
 }
 
+/* ---- the causal convolution's time padding ------------------------------------------------- */
+
+/* cudaMemcpy2D's documented semantics: `rows` rows of `width` bytes, pitches in bytes, width no
+ * more than either pitch. NULL src: cudaMemset2D with 0. */
+static bool copy2d(char *dst, const char *src, const og_copy2d_plan *p)
+{
+    if (p->width > p->dpitch || (src && p->width > p->spitch))
+        return false;
+    for (size_t r = 0; r < p->rows; r++) {
+        if (src)
+            memcpy(dst + p->dst_off + r * p->dpitch, src + p->src_off + r * p->spitch, p->width);
+        else
+            memset(dst + p->dst_off + r * p->dpitch, 0, p->width);
+    }
+    return true;
+}
+
+/* xp[c, tau] is cache[c, tau] (or 0) for tau < kt-1, then x[c, tau - (kt-1)], frame by frame. */
+static void check_causal_pad(int64_t cin, int64_t t, int kt, int64_t frame, bool with_cache)
+{
+    const int64_t tp = t + kt - 1;
+    char *x = malloc((size_t)(cin * t * frame)), *cache = malloc((size_t)(cin * (kt - 1) * frame));
+    char *xp = malloc((size_t)(cin * tp * frame));
+    for (int64_t i = 0; i < cin * t * frame; i++)
+        x[i] = (char)(i * 7 + 1);
+    for (int64_t i = 0; i < cin * (kt - 1) * frame; i++)
+        cache[i] = (char)(i * 5 + 3);
+    memset(xp, 0x55, (size_t)(cin * tp * frame));
+    og_copy2d_plan f, b;
+    og_cuda_causal_pad_plan(cin, t, kt, frame, &f, &b);
+    CHECK(copy2d(xp, with_cache ? cache : NULL, &f) && copy2d(xp, x, &b),
+          "causal pad: a copy is wider than its pitch");
+    int bad = 0;
+    for (int64_t c = 0; c < cin; c++)
+        for (int64_t tau = 0; tau < tp; tau++)
+            for (int64_t i = 0; i < frame; i++) {
+                char want = tau < kt - 1 ? (with_cache ? cache[(c * (kt - 1) + tau) * frame + i] : 0)
+                                         : x[(c * t + tau - (kt - 1)) * frame + i];
+                bad += xp[(c * tp + tau) * frame + i] != want;
+            }
+    CHECK(bad == 0, "causal pad cin=%lld t=%lld kt=%d cache=%d: %d bytes wrong", (long long)cin,
+          (long long)t, kt, with_cache, bad);
+    free(x), free(cache), free(xp);
+}
+
 /* ---- launch geometry ------------------------------------------------------------------------ */
 
 static void check_geometry(void)
@@ -345,6 +392,9 @@ int main(void)
     for (int t = 0; t < 4; t++)
         check_lt_operands(t & 1, t >> 1, 13, 9, 21);
     check_lt_operands(false, true, 1, 40, 16); /* a linear layer with one token */
+    check_causal_pad(3, 4, 3, 24, true);
+    check_causal_pad(5, 1, 3, 10, false);
+    check_causal_pad(2, 6, 2, 8, true);
     check_geometry();
     return og_test_finish("test_cuda_layouts");
 }

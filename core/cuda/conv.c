@@ -158,13 +158,18 @@ og_status og_cuda_conv3d_causal(og_cuda_ctx *ctx, og_bf16 *y, const og_bf16 *x,
         og_bf16 *xp = og_arena_alloc(&ctx->arena, (size_t)(cin * tp * frame));
         if (!xp)
             return og_fail_context(OG_ERR_OOM, "causal conv3d padding");
-        size_t dpitch = (size_t)(tp * frame), front = (size_t)((kt - 1) * frame);
-        cudaError_t e = cache ? cudaMemcpy2DAsync(xp, dpitch, cache, front, front, (size_t)cin,
-                                                  cudaMemcpyDeviceToDevice, ctx->stream)
-                              : cudaMemset2DAsync(xp, dpitch, 0, front, (size_t)cin, ctx->stream);
+        og_copy2d_plan f, b;
+        og_cuda_causal_pad_plan(cin, t, kt, frame, &f, &b);
+        char *dst = (char *)xp;
+        cudaError_t e = cache ? cudaMemcpy2DAsync(dst + f.dst_off, f.dpitch,
+                                                  (const char *)cache + f.src_off, f.spitch,
+                                                  f.width, f.rows, cudaMemcpyDeviceToDevice,
+                                                  ctx->stream)
+                              : cudaMemset2DAsync(dst + f.dst_off, f.dpitch, 0, f.width, f.rows,
+                                                  ctx->stream);
         if (e == cudaSuccess)
-            e = cudaMemcpy2DAsync((char *)xp + front, dpitch, x, (size_t)(t * frame),
-                                  (size_t)(t * frame), (size_t)cin, cudaMemcpyDeviceToDevice,
+            e = cudaMemcpy2DAsync(dst + b.dst_off, b.dpitch, (const char *)x + b.src_off,
+                                  b.spitch, b.width, b.rows, cudaMemcpyDeviceToDevice,
                                   ctx->stream);
         if (e != cudaSuccess) {
             og_arena_release(&ctx->arena, mark);

@@ -37,6 +37,26 @@ OG_HD void og_cuda_gn_chunks(int64_t gsize, int64_t *chunks, int64_t *chunk)
     *chunk = (gsize + c - 1) / c;
 }
 
+/* One cudaMemcpy2DAsync (or cudaMemset2DAsync): `rows` rows of `width` bytes, row i from
+ * src + src_off + i * spitch to dst + dst_off + i * dpitch. */
+typedef struct {
+    size_t dst_off, dpitch, src_off, spitch, width, rows;
+} og_copy2d_plan;
+
+/* The causal 3-D convolution's time padding (conv.c): x[cin, t, h, w] becomes
+ * xp[cin, kt-1 + t, h, w], per channel kt-1 frames of cache[cin, kt-1, h, w] (or zeros: a memset
+ * with front's dst side) then x's t frames. frame = h * w * element bytes. */
+OG_HD void og_cuda_causal_pad_plan(int64_t cin, int64_t t, int kt, int64_t frame,
+                                   og_copy2d_plan *front, og_copy2d_plan *body)
+{
+    size_t dpitch = (size_t)((t + kt - 1) * frame), lead = (size_t)((kt - 1) * frame);
+    *front = (og_copy2d_plan){.dst_off = 0, .dpitch = dpitch, .src_off = 0, .spitch = lead,
+                              .width = lead, .rows = (size_t)cin};
+    *body = (og_copy2d_plan){.dst_off = lead, .dpitch = dpitch, .src_off = 0,
+                             .spitch = (size_t)(t * frame), .width = (size_t)(t * frame),
+                             .rows = (size_t)cin};
+}
+
 /* ---- tensor-core flash attention (attention.cu) -------------------------------------------- */
 
 #define OG_FA_BM 64       /* query rows per block: 4 warps x 16 */
