@@ -96,6 +96,12 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_attention(ctx, &r, cases[i]);
+    /* More heads than gridDim.y allows is refused before any launch. */
+    og_attn_desc wide = {.sq = 1, .skv = 1, .heads = 70000, .head_dim = 64, .q_stride = 70000 * 64,
+                         .k_stride = 70000 * 64, .v_stride = 70000 * 64, .o_stride = 70000 * 64,
+                         .scale = 0.125f};
+    CHECK(og_cuda_attention(ctx, &wide, NULL, NULL, NULL, NULL, OG_BF16, NULL) ==
+              OG_ERR_INVALID_ARG, "70000 heads must be refused");
     og_cuda_free(ctx);
     return og_test_finish("test_cuda_attention");
 }

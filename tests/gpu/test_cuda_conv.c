@@ -72,6 +72,10 @@ int main(void)
     check_conv2d(ctx, &r, 32, 9, 9, 16, 1, 1, 0);
     check_conv3d(ctx, &r, false);
     check_conv3d(ctx, &r, true);
+    /* In place is refused (cuDNN reads x while writing y). */
+    og_bf16 *buf = og_gpu_alloc(ctx, 4 * 8 * 8, OG_BF16), *wt = og_gpu_alloc(ctx, 4 * 4 * 9, OG_BF16);
+    CHECK(og_cuda_conv2d(ctx, buf, buf, 4, 8, 8, wt, NULL, 4, 3, 3, 1, 1) == OG_ERR_INVALID_ARG,
+          "conv2d with y == x must be refused");
     og_cuda_free(ctx);
     return og_test_finish("test_cuda_conv");
 }

@@ -79,6 +79,9 @@ static void check_memory(void)
         bad += back[i] != og_f16_to_f32(h16[i]);
     CHECK(bad == 0, "%d f16 uploads differ", bad);
     CHECK(og_cuda_peak_bytes(ctx) >= n * 4, "peak counts the arena");
+    /* Empty transfers succeed and touch nothing. */
+    CHECK_OK(og_cuda_upload(ctx, d, OG_BF16, x, OG_F32, 0));
+    CHECK_OK(og_cuda_download(ctx, back, d, OG_BF16, 0));
     free(x);
     free(back);
     free(h16);

@@ -3,23 +3,26 @@
  * og_cuda_gemm against og_sgemm for every transpose pair with padded leading dimensions. */
 #include "gpu_testutil.h"
 
+/* x_offset, b_offset: elements by which x and the bias start past an aligned address. */
 static void check_linear(og_cuda_ctx *ctx, og_test_rng *r, int64_t M, int64_t K, int64_t N,
-                         og_dtype yt, bool bias, og_cuda_act act, int64_t x_offset)
+                         og_dtype yt, bool bias, og_cuda_act act, int64_t x_offset,
+                         int64_t b_offset)
 {
     size_t mark = og_arena_mark(og_cuda_arena(ctx));
     float *x = og_gpu_rand(r, (size_t)(M * K + x_offset), 1.0f);
     float *w = og_gpu_rand(r, (size_t)(N * K), 0.05f);
-    float *b = og_gpu_rand(r, (size_t)N, 0.5f);
+    float *b = og_gpu_rand(r, (size_t)(N + b_offset), 0.5f);
     uint16_t *w16 = malloc((size_t)(N * K) * 2);
     og_from_f32(w16, OG_BF16, w, (size_t)(N * K));
     float *ref = malloc((size_t)(M * N) * sizeof *ref);
-    CHECK_OK(og_linear(ref, x + x_offset, M, K, w16, OG_BF16, N, bias ? b : NULL, NULL));
+    CHECK_OK(og_linear(ref, x + x_offset, M, K, w16, OG_BF16, N, bias ? b + b_offset : NULL, NULL));
     if (act == OG_CUDA_ACT_GELU_TANH)
         og_gelu_tanh(ref, M * N);
 
     og_bf16 *dx = og_gpu_put(ctx, x, (size_t)(M * K + x_offset), OG_BF16);
     og_bf16 *dw = og_gpu_put(ctx, w, (size_t)(N * K), OG_BF16);
-    void *db = og_gpu_put(ctx, b, (size_t)N, yt); /* the bias has the output's dtype */
+    /* The bias has the output's dtype. */
+    char *db = (char *)og_gpu_put(ctx, b, (size_t)(N + b_offset), yt) + b_offset * og_dtype_size(yt);
     void *dy = og_gpu_alloc(ctx, (size_t)(M * N), yt);
     CHECK_OK(og_cuda_linear(ctx, dy, yt, dx + x_offset, M, K, dw, N, bias ? db : NULL, act));
     float *got = og_gpu_get(ctx, dy, (size_t)(M * N), yt);
@@ -27,9 +30,9 @@ static void check_linear(og_cuda_ctx *ctx, og_test_rng *r, int64_t M, int64_t K,
      * (and a bf16 bias when yt is bf16). */
     double tol = yt == OG_F32 ? 1e-4 : OG_BF16_TOL;
     double e = og_test_rel_err_f(got, ref, (size_t)(M * N));
-    CHECK(e < tol, "linear M=%lld K=%lld N=%lld %s bias=%d act=%d offset=%lld: rel err %.3g",
+    CHECK(e < tol, "linear M=%lld K=%lld N=%lld %s bias=%d act=%d offsets=%lld,%lld: rel err %.3g",
           (long long)M, (long long)K, (long long)N, og_dtype_name(yt), bias, (int)act,
-          (long long)x_offset, e);
+          (long long)x_offset, (long long)b_offset, e);
     free(x);
     free(w);
     free(b);
@@ -67,16 +70,18 @@ int main(void)
     if (!ctx)
         return OG_TEST_SKIP;
     og_test_rng r = {42};
-    check_linear(ctx, &r, 37, 256, 96, OG_BF16, false, OG_CUDA_ACT_NONE, 0);
-    check_linear(ctx, &r, 37, 256, 96, OG_F32, true, OG_CUDA_ACT_NONE, 0);
-    check_linear(ctx, &r, 64, 320, 200, OG_BF16, true, OG_CUDA_ACT_NONE, 0);
-    check_linear(ctx, &r, 64, 320, 200, OG_BF16, true, OG_CUDA_ACT_GELU_TANH, 0);
-    check_linear(ctx, &r, 64, 320, 200, OG_BF16, false, OG_CUDA_ACT_GELU_TANH, 0);
-    check_linear(ctx, &r, 1, 256, 1536, OG_F32, true, OG_CUDA_ACT_NONE, 0); /* adaLN: M = 1 */
-    check_linear(ctx, &r, 512, 1024, 768, OG_BF16, true, OG_CUDA_ACT_NONE, 0);
-    check_linear(ctx, &r, 33, 64, 48, OG_BF16, false, OG_CUDA_ACT_NONE, 1); /* 2-byte aligned x */
-    /* The same shape again reuses the cached plan and must give the same answer. */
-    check_linear(ctx, &r, 37, 256, 96, OG_BF16, false, OG_CUDA_ACT_NONE, 0);
+    check_linear(ctx, &r, 37, 256, 96, OG_BF16, false, OG_CUDA_ACT_NONE, 0, 0);
+    check_linear(ctx, &r, 37, 256, 96, OG_F32, true, OG_CUDA_ACT_NONE, 0, 0);
+    check_linear(ctx, &r, 64, 320, 200, OG_BF16, true, OG_CUDA_ACT_NONE, 0, 0);
+    check_linear(ctx, &r, 64, 320, 200, OG_BF16, true, OG_CUDA_ACT_GELU_TANH, 0, 0);
+    check_linear(ctx, &r, 64, 320, 200, OG_BF16, false, OG_CUDA_ACT_GELU_TANH, 0, 0);
+    check_linear(ctx, &r, 1, 256, 1536, OG_F32, true, OG_CUDA_ACT_NONE, 0, 0); /* adaLN: M = 1 */
+    check_linear(ctx, &r, 512, 1024, 768, OG_BF16, true, OG_CUDA_ACT_NONE, 0, 0);
+    check_linear(ctx, &r, 33, 64, 48, OG_BF16, false, OG_CUDA_ACT_NONE, 1, 0); /* 2-byte aligned x */
+    /* The same shape again reuses the cached plan and must give the same answer; with a bias
+     * that is only 2-byte aligned it must not reuse the plan chosen for an aligned one. */
+    check_linear(ctx, &r, 37, 256, 96, OG_BF16, false, OG_CUDA_ACT_NONE, 0, 0);
+    check_linear(ctx, &r, 64, 320, 200, OG_BF16, true, OG_CUDA_ACT_NONE, 0, 1);
     for (int t = 0; t < 4; t++)
         check_gemm(ctx, &r, t & 1, t >> 1, 45, 70, 96, 0.5f, t == 3 ? 0.0f : 1.0f,
                    t == 2 ? OG_BF16 : OG_F32);
