@@ -3,6 +3,7 @@
  * ping-pong buffers. Compiled, never run (no GPU where it was written). */
 #include "core/cuda/vae_cuda.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,10 @@ og_status og_vae_cuda_decode(og_vae_cuda *g, const float *latents, int64_t h, in
     char what[96];
     snprintf(what, sizeof what, "VAE decode of a %lldx%lld image", (long long)(f * w),
              (long long)(f * h));
+    if (plan.buffer / sizeof(og_bf16) > INT_MAX) /* og_cuda_conv2d would refuse it midway */
+        return og_fail(OG_ERR_UNSUPPORTED, "%s on the GPU: its largest feature map has %zu "
+                       "elements, more than the 2^31 cuDNN's descriptors take", what,
+                       plan.buffer / sizeof(og_bf16));
     og_cuda_ctx *ctx = NULL;
     float *z = NULL;
     og_status st = og_cuda_init(og_cuda_ctx_device(g->ctx), &ctx);

@@ -1,6 +1,6 @@
 /* The AutoencoderKL decoder (FLUX / Z-Image VAE) on a GPU: vae/autoencoder_kl.c's math with bf16
  * weights and activations (fp32 accumulation, f32 biases and norm parameters), decoded in one
- * piece. Host f32 latents in, host f32 rgb out, exactly as og_vae_decode with tiling NULL.
+ * piece. Host f32 latents in, host f32 rgb out, in the layout of og_vae_decode (tiling NULL).
  *
  *     og_vae_cuda *g;
  *     OG_TRY(og_vae_cuda_upload(&g, 0, vae));             // weights as bf16 on GPU 0, once
@@ -9,7 +9,9 @@
  *
  * Each decode makes a context of its own on the weights' GPU and reserves the plan's work bytes
  * there (og_vae_device_plan_for in vae/autoencoder_kl_internal.h) before any work; a shortfall
- * fails with og_cuda_reserve's message naming the bytes needed and free. There is no tiling: the
+ * fails with og_cuda_reserve's message naming the bytes needed and free (OG_ERR_OOM), and an
+ * image whose largest feature map passes 2^31 elements (cuDNN's limit; about 4096x4096 with the
+ * FLUX VAE) with OG_ERR_UNSUPPORTED, both before any work. There is no tiling: the
  * GroupNorm statistics and the mid-block attention are global over the image, as in the
  * reference's untiled decode. */
 #ifndef OG_CUDA_VAE_CUDA_H

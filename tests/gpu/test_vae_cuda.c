@@ -1,8 +1,8 @@
 /* The AutoencoderKL decoder on a GPU against the CPU decoder (fp32, itself within 1e-4 of
  * diffusers, test_vae) on the fixture VAEs: every fixture variant's final latents, random latents
  * at two more sizes through one upload (one of them not square), and the tiny model's VAE when
- * it is there; og_cuda_add_row_bias against a host loop; and a decode too large for the GPU
- * failing with the named shortfall before any work.
+ * it is there; og_cuda_add_row_bias against a host loop; and decodes too large for the GPU
+ * refused before any work: the named shortfall, and cuDNN's size limit.
  *
  * Tolerances. Every activation is bf16 (8 significant bits, a relative rounding of at most
  * 2^-9 = 2e-3 per stored value) through about 30 convolutions, GroupNorms and residual adds,
@@ -65,6 +65,30 @@ done:
     free(pg);
 }
 
+/* A decode larger than the free memory (another context holds all but 768 MiB of it) fails
+ * with og_cuda_reserve's message, and one past cuDNN's 2^31 elements is refused by size; both
+ * before touching the latents (a one-element dummy here). */
+static void check_refusals(og_vae_cuda *g)
+{
+    float dummy[1] = {0};
+    og_cuda_ctx *hog = NULL;
+    size_t free_b = 0, total_b = 0;
+    CHECK_OK(og_cuda_init(0, &hog));
+    if (hog)
+        CHECK_OK(og_cuda_mem_info(hog, &free_b, &total_b));
+    if (free_b > ((size_t)1 << 30)) {
+        CHECK_OK(og_cuda_reserve(hog, free_b - ((size_t)768 << 20), "test_vae_cuda's hog"));
+        og_status s = og_vae_cuda_decode(g, dummy, 512, 512, dummy);
+        CHECK(s == OG_ERR_OOM && strstr(og_error_message(), "VAE decode of a 4096x4096 image") &&
+                  strstr(og_error_message(), "MiB short"),
+              "decode past the free memory -> %s: %s", og_status_name(s), og_error_message());
+    }
+    og_cuda_free(hog);
+    og_status s = og_vae_cuda_decode(g, dummy, 20000, 20000, dummy);
+    CHECK(s == OG_ERR_UNSUPPORTED && strstr(og_error_message(), "2^31"),
+          "decode past 2^31 elements -> %s: %s", og_status_name(s), og_error_message());
+}
+
 /* Random latents of unit scale at two sizes (the second not square) through one upload, and a
  * decode far beyond any GPU refused with og_cuda_reserve's message. */
 static void check_random(const char *vae_dir, bool shortfall)
@@ -91,13 +115,8 @@ static void check_random(const char *vae_dir, bool shortfall)
         compare(what, vae, g, lat, h, w);
         free(lat);
     }
-    if (shortfall) {
-        float dummy[1] = {0};
-        og_status s = og_vae_cuda_decode(g, dummy, 20000, 20000, dummy);
-        CHECK(s == OG_ERR_OOM && strstr(og_error_message(), "VAE decode of a") &&
-                  strstr(og_error_message(), "MiB short"),
-              "oversized decode -> %s: %s", og_status_name(s), og_error_message());
-    }
+    if (shortfall)
+        check_refusals(g);
     og_vae_cuda_free(g);
     og_vae_free(vae);
 }
