@@ -85,12 +85,11 @@ og_status og_rank_plan_make(const og_rank_plan_in *in, og_rank_plan *out)
             return og_fail(OG_ERR_UNSUPPORTED, "GPU ranks in separate processes exchange through "
                            "NCCL, and this omnigen was built without it: rebuild with NCCL "
                            "installed, or run the ranks as threads of one process");
-        } else if (in->node_processes > in->gpus) {
-            return og_fail(OG_ERR_PARALLEL, "%d processes on this node share %d GPU%s, but NCCL "
-                           "needs a GPU per rank: start at most %d process%s per node (mpiexec "
-                           "--map-by ppr:%d:node), or run the ranks as threads of one process",
-                           in->node_processes, in->gpus, in->gpus == 1 ? "" : "s", in->gpus,
-                           in->gpus == 1 ? "" : "es", in->gpus);
+        } else if (in->gpu_shared) {
+            return og_fail(OG_ERR_PARALLEL, "%d processes on this node would share its GPUs (%d "
+                           "visible to each), but NCCL needs a GPU per rank: start at most one "
+                           "process per GPU (mpiexec --map-by ppr:%d:node), or run the ranks as "
+                           "threads of one process", in->node_processes, in->gpus, in->gpus);
         } else {
             out->exchange = OG_EXCHANGE_NCCL;
         }
@@ -136,21 +135,42 @@ static og_status gather_blocks(og_comm *c, const void *mine, size_t bytes, char 
     return st;
 }
 
-og_status og_comm_node_rank(og_comm *c, int *node_rank, int *node_size)
+/* Gathers "host name|key" from every rank; counts the ranks with this rank's host name (and
+ * those of them before it) and whether another has the same key too. */
+static og_status node_gather(og_comm *c, const char *key, int *node_rank, int *node_size,
+                             bool *same_key)
 {
-    char host[HOST_BYTES] = {0};
-    if (gethostname(host, sizeof host - 1) != 0)
-        snprintf(host, sizeof host, "?");
+    char mine[2 * HOST_BYTES] = {0};
+    if (gethostname(mine, HOST_BYTES - 1) != 0)
+        snprintf(mine, HOST_BYTES, "?");
+    const size_t host_len = strlen(mine);
+    snprintf(mine + host_len, sizeof mine - host_len - 1, "|%s", key);
     char *all;
-    OG_TRY(gather_blocks(c, host, sizeof host, &all));
+    OG_TRY(gather_blocks(c, mine, sizeof mine, &all));
     *node_rank = *node_size = 0;
-    for (int j = 0; j < c->size; j++)
-        if (strncmp(all + (size_t)j * HOST_BYTES, host, HOST_BYTES) == 0) {
-            *node_rank += j < c->rank;
-            (*node_size)++;
-        }
+    *same_key = false;
+    for (int j = 0; j < c->size; j++) {
+        const char *other = all + (size_t)j * sizeof mine;
+        if (strncmp(other, mine, host_len) != 0 || other[host_len] != '|')
+            continue;
+        *node_rank += j < c->rank;
+        (*node_size)++;
+        *same_key |= j != c->rank && strncmp(other, mine, sizeof mine) == 0;
+    }
     free(all);
     return OG_OK;
+}
+
+og_status og_comm_node_rank(og_comm *c, int *node_rank, int *node_size)
+{
+    bool same;
+    return node_gather(c, "", node_rank, node_size, &same);
+}
+
+og_status og_comm_node_key_shared(og_comm *c, const char *key, bool *shared)
+{
+    int node_rank, node_size;
+    return node_gather(c, key, &node_rank, &node_size, shared);
 }
 
 typedef struct {

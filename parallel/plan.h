@@ -43,6 +43,7 @@ typedef struct {
     int processes;      /* processes of the launch; 1 = the ranks are threads of this process */
     int node_processes; /* processes of the launch on this node (1 without MPI) */
     int gpus;           /* GPUs this process may use (--devices, else all visible); 0 = CPU */
+    bool gpu_shared;    /* one process per rank: another process of the node has this one's GPU */
     bool have_nccl;     /* built with NCCL */
     int threads;        /* --threads: CPU threads of this process, <= 0 = its share of the cores */
     int cores;          /* cores of this node */
@@ -57,7 +58,7 @@ typedef struct {
 /* Threads of one process: CPU -> in-process; GPUs -> NCCL when every rank has a GPU of its own
  * (ranks <= gpus, ranks > 1, NCCL built), device copies otherwise (NCCL refuses two ranks on one
  * GPU). Several processes: their count must equal the ranks (one rank each); CPU -> MPI; GPUs ->
- * NCCL, which needs NCCL built and a GPU per process of the node (node_processes <= gpus).
+ * NCCL, which needs NCCL built and a GPU per process (no gpu_shared).
  * Threads: --threads split over the local ranks, else the node's cores over every rank of the
  * node. Impossible plans fail with OG_ERR_PARALLEL or OG_ERR_UNSUPPORTED naming the fix. */
 og_status og_rank_plan_make(const og_rank_plan_in *in, og_rank_plan *out);
@@ -69,6 +70,8 @@ int og_rank_plan_gpu(const og_rank_plan_in *in, int world_rank, int node_rank);
 
 /* This rank's place among the ranks on the same node (same host name) and their count. */
 og_status og_comm_node_rank(og_comm *c, int *node_rank, int *node_size);
+/* Whether another rank on this node passed the same key (e.g. the PCI bus id of its GPU). */
+og_status og_comm_node_key_shared(og_comm *c, const char *key, bool *shared);
 /* Every rank passes its own status (its message in og_error_message()). Returns OG_OK on every
  * rank when all passed OG_OK; otherwise a failing rank keeps its status and message, and every
  * other rank gets the lowest failing rank's ("rank 2: <its message>"). Ranks that may diverge call it before the

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 
 #ifdef OG_HAVE_CUDA
+#include <cuda_runtime.h>
+
 #include "core/cuda/zimage_cuda.h"
 #include "parallel/comm.h"
 
@@ -52,6 +54,17 @@ og_status og_dit_gpus_listed(const char *devices, int *count)
 {
     int list[OG_MAX_GPUS];
     return list_devices(devices, list, count);
+}
+
+og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap)
+{
+    int list[OG_MAX_GPUS], count;
+    OG_TRY(list_devices(devices, list, &count));
+    cudaError_t rc = cudaDeviceGetPCIBusId(buf, cap, list[pick % count]);
+    if (rc != cudaSuccess)
+        return og_fail(OG_ERR_DEVICE, "GPU %d: cannot read its PCI bus id: %s",
+                       list[pick % count], cudaGetErrorString(rc));
+    return OG_OK;
 }
 
 og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick)
@@ -198,6 +211,12 @@ og_status og_dit_gpus_listed(const char *devices, int *count)
 {
     (void)devices;
     *count = 0;
+    return no_cuda();
+}
+
+og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap)
+{
+    (void)devices, (void)pick, (void)buf, (void)cap;
     return no_cuda();
 }
 

@@ -19,6 +19,9 @@ typedef struct og_dit_rank og_dit_rank;
 og_status og_dit_gpus_check(const char *devices);
 /* The GPUs a --devices list names (NULL: the visible ones), without touching them. */
 og_status og_dit_gpus_listed(const char *devices, int *count);
+/* The PCI bus id of list entry pick % count ("0000:3b:00.0"): which physical GPU it is, however
+ * CUDA_VISIBLE_DEVICES numbers it, so that processes can tell whether they share one. */
+og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap);
 /* devices: a --devices list ("0,1"), or NULL for every visible GPU. pick >= 0 uploads to list
  * entry pick % count only (one process per GPU under MPI); pick < 0 to every listed GPU. */
 og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick);

@@ -162,8 +162,16 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
     og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
     og_comm *world = multi_world(params.world);
     int node_rank = 0, node_size = 1;
+    bool gpu_shared = false;
     if (world)
         OG_TRY(og_comm_node_rank(world, &node_rank, &node_size));
+    if (world && params.backend == OG_BACKEND_CUDA) {
+        /* Processes with their own CUDA_VISIBLE_DEVICES all see "GPU 0": compare bus ids. */
+        char bus[64];
+        if (og_dit_gpus_bus_id(params.devices, node_rank, bus, sizeof bus) != OG_OK)
+            snprintf(bus, sizeof bus, "unknown GPU of rank %d", world->rank);
+        OG_TRY(og_comm_node_key_shared(world, bus, &gpu_shared));
+    }
     og_ctx *ctx = NULL;
     og_status s = load_dir(&ctx, model_dir, &params);
     if (world) /* a folder missing on one node must not leave the others waiting */
@@ -174,6 +182,7 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
     }
     ctx->node_rank = node_rank;
     ctx->node_size = node_size;
+    ctx->gpu_shared = gpu_shared;
     *out = ctx;
     return OG_OK;
 }
@@ -266,6 +275,7 @@ static og_status ctx_plan(const og_ctx *ctx, const og_gen_params *p, og_rank_pla
                             .processes = world ? world->size : 1,
                             .node_processes = world ? ctx->node_size : 1,
                             .gpus = ctx->lp.backend == OG_BACKEND_CUDA ? ctx->gpu_count : 0,
+                            .gpu_shared = ctx->gpu_shared,
                             .have_nccl = have_nccl, .threads = p->threads,
                             .cores = og_num_cores()};
     return og_rank_plan_make(in, plan);

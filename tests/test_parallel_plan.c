@@ -1,7 +1,7 @@
 /* The launch decisions of parallel/plan.h: the launcher for each (flag, environment, build), the
  * communicator, threads and GPU of every rank for (ranks, processes, node processes, GPUs, NCCL),
- * the refusals word for word, and the two host collectives (node rank, status agreement) over
- * in-process ranks, one of them failing. Expected values are written out by hand from the rules
+ * the refusals word for word, and the host collectives (node rank, shared GPU keys, status
+ * agreement) over in-process ranks, one of them failing. Expected values are written out by hand from the rules
  * in docs/parallelism.md ("Launching"), not computed by the code under test. */
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +60,7 @@ static void check_launcher(void)
 
 typedef struct {
     int ranks, processes, node_processes, gpus;
-    bool nccl;
+    bool shared, nccl;
     int threads, cores;
     og_status st;
     og_exchange exchange;
@@ -74,33 +74,34 @@ static void check_plans(void)
     static const og_status P = OG_ERR_PARALLEL, U = OG_ERR_UNSUPPORTED;
     const plan_case cases[] = {
         /* threads of one process, CPU */
-        {1, 1, 1, 0, true, 0, 16, OG_OK, IN, 1, 16},
-        {4, 1, 1, 0, true, 0, 16, OG_OK, IN, 4, 4},
-        {4, 1, 1, 0, true, 6, 16, OG_OK, IN, 4, 1},
-        {8, 1, 1, 0, true, 0, 2, OG_OK, IN, 8, 1},
+        {1, 1, 1, 0, false, true, 0, 16, OG_OK, IN, 1, 16},
+        {4, 1, 1, 0, false, true, 0, 16, OG_OK, IN, 4, 4},
+        {4, 1, 1, 0, false, true, 6, 16, OG_OK, IN, 4, 1},
+        {8, 1, 1, 0, false, true, 0, 2, OG_OK, IN, 8, 1},
         /* threads of one process, GPUs */
-        {4, 1, 1, 4, true, 0, 16, OG_OK, NCCL, 4, 4},
-        {4, 1, 1, 8, true, 0, 16, OG_OK, NCCL, 4, 4},
-        {4, 1, 1, 2, true, 0, 16, OG_OK, DEV, 4, 4},  /* two ranks per GPU */
-        {4, 1, 1, 4, false, 0, 16, OG_OK, DEV, 4, 4}, /* no NCCL */
-        {1, 1, 1, 1, true, 0, 16, OG_OK, DEV, 1, 16}, /* one rank: nothing to exchange */
+        {4, 1, 1, 4, false, true, 0, 16, OG_OK, NCCL, 4, 4},
+        {4, 1, 1, 8, false, true, 0, 16, OG_OK, NCCL, 4, 4},
+        {4, 1, 1, 2, false, true, 0, 16, OG_OK, DEV, 4, 4},  /* two ranks per GPU */
+        {4, 1, 1, 4, false, false, 0, 16, OG_OK, DEV, 4, 4}, /* no NCCL */
+        {1, 1, 1, 1, false, true, 0, 16, OG_OK, DEV, 1, 16}, /* one rank: nothing to exchange */
         /* one process per rank, CPU */
-        {4, 4, 4, 0, true, 0, 16, OG_OK, MPI, 1, 4},
-        {4, 4, 2, 0, false, 0, 16, OG_OK, MPI, 1, 8}, /* two nodes */
-        {4, 4, 4, 0, true, 3, 2, OG_OK, MPI, 1, 3},   /* --threads is per process */
-        {4, 4, 4, 0, true, 0, 2, OG_OK, MPI, 1, 1},
-        {4, 3, 3, 0, true, 0, 16, P, IN, 0, 0},
-        {2, 4, 4, 0, true, 0, 16, P, IN, 0, 0},
+        {4, 4, 4, 0, false, true, 0, 16, OG_OK, MPI, 1, 4},
+        {4, 4, 2, 0, false, false, 0, 16, OG_OK, MPI, 1, 8}, /* two nodes */
+        {4, 4, 4, 0, false, true, 3, 2, OG_OK, MPI, 1, 3},   /* --threads is per process */
+        {4, 4, 4, 0, false, true, 0, 2, OG_OK, MPI, 1, 1},
+        {4, 3, 3, 0, false, true, 0, 16, P, IN, 0, 0},
+        {2, 4, 4, 0, false, true, 0, 16, P, IN, 0, 0},
         /* one process per rank, GPUs */
-        {8, 8, 4, 4, true, 0, 64, OG_OK, NCCL, 1, 16},
-        {8, 8, 8, 4, true, 0, 64, P, IN, 0, 0}, /* 8 processes on a node of 4 GPUs */
-        {4, 4, 4, 4, false, 0, 64, U, IN, 0, 0},
+        {8, 8, 4, 4, false, true, 0, 64, OG_OK, NCCL, 1, 16},
+        {8, 8, 8, 4, true, true, 0, 64, P, IN, 0, 0}, /* 8 processes on a node of 4 GPUs */
+        {8, 8, 4, 1, false, true, 0, 64, OG_OK, NCCL, 1, 16}, /* CUDA_VISIBLE_DEVICES each */
+        {4, 4, 4, 4, false, false, 0, 64, U, IN, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const plan_case *c = &cases[i];
         og_rank_plan_in in = {.ranks = c->ranks, .processes = c->processes,
                               .node_processes = c->node_processes, .gpus = c->gpus,
-                              .have_nccl = c->nccl, .threads = c->threads, .cores = c->cores};
+                              .gpu_shared = c->shared, .have_nccl = c->nccl, .threads = c->threads, .cores = c->cores};
         og_rank_plan plan;
         og_status st = og_rank_plan_make(&in, &plan);
         CHECK(st == c->st, "case %zu: status %s (%s)", i, og_status_name(st), og_error_message());
@@ -121,11 +122,11 @@ static void check_plans(void)
                  "mpiexec -np 4, or choose degrees whose product is 3") == 0,
           "%s", og_error_message());
     in = (og_rank_plan_in){.ranks = 8, .processes = 8, .node_processes = 8, .gpus = 4,
-                           .have_nccl = true, .cores = 2};
+                           .gpu_shared = true, .have_nccl = true, .cores = 2};
     og_rank_plan_make(&in, &plan);
-    CHECK(strcmp(og_error_message(), "8 processes on this node share 4 GPUs, but NCCL needs a "
-                 "GPU per rank: start at most 4 processes per node (mpiexec --map-by "
-                 "ppr:4:node), or run the ranks as threads of one process") == 0,
+    CHECK(strcmp(og_error_message(), "8 processes on this node would share its GPUs (4 visible "
+                 "to each), but NCCL needs a GPU per rank: start at most one process per GPU "
+                 "(mpiexec --map-by ppr:4:node), or run the ranks as threads of one process") == 0,
           "%s", og_error_message());
 
     /* GPUs: threads take world rank % GPUs; processes their place on the node % GPUs. */
@@ -142,6 +143,7 @@ static void check_plans(void)
 typedef struct {
     int failing; /* the rank that fails before agreeing; -1 none */
     int node_rank[8], node_size[8];
+    bool shared[8];
     og_status agreed[8];
     char message[8][256];
 } agree_job;
@@ -151,6 +153,9 @@ static og_status agree_rank(og_comm *world, void *arg)
     agree_job *j = arg;
     const int r = world->rank;
     OG_TRY(og_comm_node_rank(world, &j->node_rank[r], &j->node_size[r]));
+    char key[16]; /* ranks 0 and 2 name the same GPU */
+    snprintf(key, sizeof key, "gpu%d", r % 2 ? r : 0);
+    OG_TRY(og_comm_node_key_shared(world, key, &j->shared[r]));
     og_status mine = r == j->failing ? og_fail(OG_ERR_IO, "cannot open x.png") : OG_OK;
     j->agreed[r] = og_comm_agree(world, mine);
     snprintf(j->message[r], sizeof j->message[r], "%s", og_error_message());
@@ -168,6 +173,8 @@ static void check_collectives(void)
                 CHECK(j.node_rank[r] == r && j.node_size[r] == size,
                       "size %d rank %d: node rank %d of %d", size, r, j.node_rank[r],
                       j.node_size[r]);
+                CHECK(j.shared[r] == (size > 2 && r % 2 == 0), "size %d rank %d: shared %d", size,
+                      r, j.shared[r]);
                 if (failing < 0) {
                     CHECK(j.agreed[r] == OG_OK, "size %d rank %d: %s", size, r, j.message[r]);
                     continue;
