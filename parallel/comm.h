@@ -125,7 +125,7 @@ void og_inproc_world_free(og_inproc_world *w);
 og_status og_comm_mpi_world(og_comm **out);
 /* MPI_Init_thread with MPI_THREAD_FUNNELED (only the calling thread makes MPI calls) and
  * errors returned, not fatal; og_mpi_finalize ends it (no-op when it was never started). The
- * abort of an MPI communicator logs the message and calls MPI_Abort on MPI_COMM_WORLD. */
+ * abort of an MPI communicator prints the message and calls MPI_Abort on MPI_COMM_WORLD. */
 og_status og_mpi_init(int *argc, char ***argv);
 void og_mpi_finalize(void);
 
