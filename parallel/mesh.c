@@ -50,7 +50,10 @@ og_status og_sp_create(og_sp **out, const og_parallel_config *cfg, og_comm *worl
     sp->ring_i = world->rank / U % R;
     sp->cfg_i = world->rank / P;
     sp->sp_rank = sp->ring_i * U + sp->ulysses_i;
-    og_status st = og_comm_split(world, world->rank / U, sp->ulysses_i, &sp->ulysses);
+    sp->counts = malloc(4 * (size_t)P * sizeof *sp->counts);
+    og_status st = sp->counts ? OG_OK : og_fail(OG_ERR_OOM, "cannot allocate %d counts", 4 * P);
+    if (st == OG_OK)
+        st = og_comm_split(world, world->rank / U, sp->ulysses_i, &sp->ulysses);
     if (st == OG_OK)
         st = og_comm_split(world, sp->cfg_i * U + sp->ulysses_i, sp->ring_i, &sp->ring);
     if (st == OG_OK)
@@ -73,6 +76,7 @@ void og_sp_free(og_sp *sp)
     og_comm_free(sp->ring);
     og_comm_free(sp->cfg_group);
     og_comm_free(sp->seq);
+    free(sp->counts);
     free(sp);
 }
 
@@ -101,19 +105,14 @@ og_status og_sp_gather_seq(og_sp *sp, const float *local, float *full, int64_t s
     if (seq < P)
         return og_fail(OG_ERR_PARALLEL, "cannot gather %lld tokens over %d sequence ranks",
                        (long long)seq, P);
-    size_t *counts = malloc(2 * (size_t)P * sizeof *counts);
-    if (!counts)
-        return og_fail(OG_ERR_OOM, "gather: cannot allocate %d counts", P);
-    size_t *displs = counts + P;
+    size_t *counts = sp->counts, *displs = counts + P;
     for (int j = 0; j < P; j++) {
         int64_t off, len;
         og_shard_range(seq, P, j, &off, &len);
         counts[j] = (size_t)(len * row_elems) * sizeof(float);
         displs[j] = (size_t)(off * row_elems) * sizeof(float);
     }
-    og_status st = og_comm_all_gather_v(sp->seq, local, counts[sp->sp_rank], full, counts, displs);
-    free(counts);
-    return st;
+    return og_comm_all_gather_v(sp->seq, local, counts[sp->sp_rank], full, counts, displs);
 }
 
 og_status og_sp_cfg_exchange(og_sp *sp, const float *mine, float *other, int64_t n)

@@ -161,7 +161,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
     const size_t e = og_sp_elem(ops);
     const int64_t in_stride = a->qkv_stride ? a->qkv_stride : (int64_t)H * D;
     og_status st = og_ulysses_scatter_heads(sp->ulysses, g, ops, a->q, a->k, a->v, in_stride,
-                                            buf[Q], buf[KV_A], buf[PACK], buf[RECV]);
+                                            buf[Q], buf[KV_A], buf[PACK], buf[RECV], sp->counts);
     if (st == OG_OK && p.tlen > 0)
         st = og_sp_copy2d(ops, (char *)buf[Q] + (size_t)(Ls * row) * e, (size_t)row * e,
                           (const char *)a->text_q + (size_t)((p.toff * H + g->h0) * D) * e,
@@ -185,7 +185,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
         st = ops->narrow(ops->user, o, buf[OUT], p.lq * row);
     }
     if (st == OG_OK)
-        st = og_ulysses_gather_heads(sp->ulysses, g, ops, o, a->out, buf[PACK]);
+        st = og_ulysses_gather_heads(sp->ulysses, g, ops, o, a->out, buf[PACK], sp->counts);
     if (st == OG_OK && T > 0)
         st = gather_text(sp, g, ops, T, (char *)o + (size_t)(Ls * row) * e, buf[TEXT],
                          a->text_out, (size_t *)(block_len + R));

@@ -15,6 +15,7 @@ struct og_sp {
     og_comm *ring;    /* R ranks strided by U: same Ulysses index, same CFG branch */
     og_comm *cfg_group; /* the cfg_degree ranks with the same SP rank */
     og_comm *seq;     /* the P = U*R ranks of one CFG branch, ordered by SP rank */
+    size_t *counts;   /* 4 P: counts and displacements of one collective, reused by each call */
 };
 
 /* Who holds what in one attention call; every rank derives all of it from (S, H, layout). */
@@ -41,14 +42,16 @@ og_status og_sp_sync(const og_sp_ops *ops);
 /* Ulysses forward: this rank's shard of q, k, v ([len, H, D] each, tokens `stride` elements
  * apart) to its heads over the group's super-shard, with one fused all-to-all(-v): q_ss
  * [super_len, hn, D] and kv_ss [2, super_len, hn, D] (K then V). `pack` holds 3*len*H*D
- * elements, `recv` 3*super_len*hn*D. Elements are og_sp_elem(ops) bytes. */
+ * elements, `recv` 3*super_len*hn*D. Elements are og_sp_elem(ops) bytes. `counts` has room for
+ * 4 U entries (og_sp's counts). */
 og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
                                    const void *q, const void *k, const void *v, int64_t stride,
-                                   void *q_ss, void *kv_ss, void *pack, void *recv);
+                                   void *q_ss, void *kv_ss, void *pack, void *recv,
+                                   size_t *counts);
 /* Ulysses reverse: o_ss [super_len, hn, D] back to this rank's tokens with all heads, out [len,
- * H, D]. `recv` holds len*H*D elements. */
+ * H, D]. `recv` holds len*H*D elements; `counts` as above. */
 og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
-                                  const void *o_ss, void *out, void *recv);
+                                  const void *o_ss, void *out, void *recv, size_t *counts);
 
 /* Ring attention of queries q [lq, hn, D] against every ring rank's K/V super-shard (K then V,
  * [2, block_len[j], hn, D], this rank's in kv_own) plus an optional local block attended once

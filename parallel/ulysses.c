@@ -1,23 +1,16 @@
 /* Ulysses: heads scattered, tokens gathered within a group of U ranks by all-to-all-v, with the
  * exact per-rank head counts and shard lengths (no padding is sent or computed). Q, K and V go in
  * one fused exchange; the output comes back in a second one. */
-#include <stdlib.h>
-
 #include "parallel/sp_internal.h"
 
-/* Counts and displacements for a U-rank all-to-all-v, in one allocation. */
+/* Counts and displacements for a U-rank all-to-all-v, in the caller's 4 U entries. */
 typedef struct {
     size_t *send_counts, *send_displs, *recv_counts, *recv_displs;
 } a2a_plan;
 
-static og_status plan_alloc(a2a_plan *p, int U)
+static a2a_plan plan_in(size_t *m, int U)
 {
-    size_t *m = malloc(4 * (size_t)U * sizeof *m);
-    *p = (a2a_plan){0};
-    if (!m)
-        return og_fail(OG_ERR_OOM, "Ulysses: cannot allocate counts for %d ranks", U);
-    *p = (a2a_plan){m, m + U, m + 2 * U, m + 3 * U};
-    return OG_OK;
+    return (a2a_plan){m, m + U, m + 2 * U, m + 3 * U};
 }
 
 static void plan_displs(size_t *displs, const size_t *counts, int U)
@@ -37,13 +30,13 @@ static void peer_shard(const og_sp_geom *g, int w, int64_t *off, int64_t *len)
 
 og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
                                    const void *q, const void *k, const void *v, int64_t stride,
-                                   void *q_ss, void *kv_ss, void *pack, void *recv)
+                                   void *q_ss, void *kv_ss, void *pack, void *recv,
+                                   size_t *counts)
 {
     const int U = g->U, H = g->H, D = g->D;
     const int64_t L = g->len;
     const size_t e = og_sp_elem(ops);
-    a2a_plan p;
-    OG_TRY(plan_alloc(&p, U));
+    const a2a_plan p = plan_in(counts, U);
     for (int j = 0; j < U; j++) {
         int h0, hn;
         int64_t off, len;
@@ -85,18 +78,16 @@ og_status og_ulysses_scatter_heads(og_comm *ulysses, const og_sp_geom *g, const 
             st = og_sp_copy2d(ops, (char *)kv_ss + (size_t)(Ls * row) * e + at, n, blk + 2 * n,
                               n, n, 1);
     }
-    free(p.send_counts);
     return st;
 }
 
 og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const og_sp_ops *ops,
-                                  const void *o_ss, void *out, void *recv)
+                                  const void *o_ss, void *out, void *recv, size_t *counts)
 {
     const int U = g->U, H = g->H, D = g->D;
     const int64_t L = g->len, row = (int64_t)g->hn * D;
     const size_t e = og_sp_elem(ops);
-    a2a_plan p;
-    OG_TRY(plan_alloc(&p, U));
+    const a2a_plan p = plan_in(counts, U);
     for (int j = 0; j < U; j++) {
         int h0, hn;
         int64_t off, len;
@@ -119,6 +110,5 @@ og_status og_ulysses_gather_heads(og_comm *ulysses, const og_sp_geom *g, const o
         st = og_sp_copy2d(ops, (char *)out + (size_t)h0 * D * e, (size_t)H * D * e,
                           (const char *)recv + p.recv_displs[w], width, width, (size_t)L);
     }
-    free(p.send_counts);
     return st;
 }

@@ -1,7 +1,8 @@
 /* A steady-state generation step allocates nothing from the heap: after warm-up, Z-Image
  * forwards on the fixture models (f32 and bf16 weights; exact and, where the build has it, the
- * bf16 precision with packed weights) and a repeated VAE decode make no malloc-family call from
- * omnigen's code, and still match the reference pipeline's outputs.
+ * bf16 precision with packed weights; serial and on two in-process ranks under Ulysses and under
+ * Ring) and a repeated VAE decode make no malloc-family call from omnigen's code, and still match
+ * the reference pipeline's outputs.
  * The count: this executable is linked with --wrap for malloc, calloc, realloc, aligned_alloc and
  * posix_memalign (CMakeLists.txt), so every such call in the test and in the static omnigen
  * libraries lands in __wrap_* below, counted, then goes to the C library. Calls made inside
@@ -15,6 +16,8 @@
 #include "core/threads.h"
 #include "dit/zimage.h"
 #include "io/safetensors.h"
+#include "parallel/comm.h"
+#include "parallel/sp.h"
 #include "test_zimage_fixture.h"
 #include "testutil.h"
 #include "vae/autoencoder_kl.h"
@@ -119,6 +122,85 @@ static void check_forward(const char *variant, const char *precision, double tol
     zfix_close(&f);
 }
 
+typedef struct {
+    og_zimage *m;
+    og_parallel_config cfg;
+    const float *x, *cap;
+    int64_t h, w, cap_len, n;
+    float t;
+    float *out; /* rank 0's */
+    long calls; /* over both ranks' steady forwards */
+} sp_job;
+
+/* Each rank: an arena sized up front, two warm-up forwards, then three counted between barriers
+ * (nothing else runs then: the barriers themselves are counted too). */
+static og_status sp_rank(og_comm *world, void *arg)
+{
+    sp_job *j = arg;
+    og_sp *sp;
+    OG_TRY(og_sp_create(&sp, &j->cfg, world));
+    og_arena a;
+    float *out = malloc((size_t)j->n * sizeof *out);
+    og_status st = out ? og_arena_init(&a, og_zimage_scratch_bytes(j->m, j->h, j->w, j->cap_len,
+                                                                   sp))
+                       : og_fail(OG_ERR_OOM, "output");
+    for (int i = 0; i < 2 && st == OG_OK; i++)
+        st = og_zimage_forward(j->m, sp, j->x, j->h, j->w, j->t, j->cap, j->cap_len, out, &a);
+    long before = 0;
+    if (st == OG_OK)
+        st = og_comm_barrier(world);
+    if (world->rank == 0)
+        before = atomic_load(&heap_calls);
+    if (st == OG_OK)
+        st = og_comm_barrier(world);
+    for (int i = 0; i < 3 && st == OG_OK; i++)
+        st = og_zimage_forward(j->m, sp, j->x, j->h, j->w, j->t, j->cap, j->cap_len, out, &a);
+    if (st == OG_OK)
+        st = og_comm_barrier(world);
+    if (st == OG_OK && world->rank == 0) {
+        j->calls = atomic_load(&heap_calls) - before;
+        memcpy(j->out, out, (size_t)j->n * sizeof *out);
+    }
+    if (out)
+        og_arena_free(&a);
+    free(out);
+    og_sp_free(sp);
+    return st;
+}
+
+static void check_sp(const char *variant, int U, int R)
+{
+    int failures_before = og_test_failures;
+    zfix f;
+    CHECK_OK(zfix_open(&f, variant));
+    if (og_test_failures > failures_before)
+        return;
+    og_tensor xs = {0}, caps = {0};
+    const float *expect = NULL, *t = NULL;
+    sp_job j = {.cfg = OG_PARALLEL_CONFIG_DEFAULT};
+    j.cfg.ulysses_degree = U;
+    j.cfg.ring_degree = R;
+    CHECK_OK(zfix_f32(&f, "dit_t", &t, NULL, NULL));
+    CHECK_OK(zfix_f32(&f, "dit_x_0", &j.x, &j.n, &xs));
+    CHECK_OK(zfix_f32(&f, "dit_cap_0", &j.cap, NULL, &caps));
+    CHECK_OK(zfix_f32(&f, "dit_out_0", &expect, NULL, NULL));
+    CHECK_OK(og_zimage_load(&j.m, f.transformer_dir));
+    if (og_test_failures == failures_before) {
+        j.h = xs.shape[2], j.w = xs.shape[3], j.cap_len = caps.shape[0], j.t = t[0];
+        j.out = calloc((size_t)j.n, sizeof *j.out);
+        CHECK_OK(og_run_ranks(U * R, 1, sp_rank, &j));
+        const double err = og_test_rel_err_f(j.out, expect, (size_t)j.n);
+        printf("  %s Ulysses %d x Ring %d: 3 steady forwards on 2 ranks, %ld heap allocations, "
+               "rel err %.3g\n", variant, U, R, j.calls, err);
+        CHECK(j.calls == 0, "%s U%d R%d: %ld heap allocations in steady-state forwards", variant,
+              U, R, j.calls);
+        CHECK(err < 1e-4, "%s U%d R%d: rel err %g against the reference", variant, U, R, err);
+        free(j.out);
+    }
+    og_zimage_free(j.m);
+    zfix_close(&f);
+}
+
 /* The VAE keeps its arena between decodes: the second decode of the same size allocates
  * nothing and decodes the same pixels as the first, which match the reference's image. */
 static void check_vae(const char *variant)
@@ -170,6 +252,8 @@ int main(void)
         check_forward("h30", "bf16", 1e-2);
         CHECK_OK(og_gemm_set_precision(OG_GEMM_EXACT));
     }
+    check_sp("base", 2, 1);
+    check_sp("base", 1, 2);
     check_vae("base");
     return og_test_finish("test_zimage_alloc");
 }
