@@ -44,6 +44,10 @@ static const void *upload_tensor(void *arg, const void *data, og_dtype *dt, int6
 og_status og_vae_cuda_upload(og_vae_cuda **out, int device, const og_vae *v)
 {
     *out = NULL;
+    const int64_t top = v->block_out[v->n_blocks - 1];
+    if (v->has_attn && (top > 512 || top % 2)) /* og_cuda_attention's plain kernel */
+        return og_fail(OG_ERR_UNSUPPORTED, "the VAE's mid-block attention has head dim %lld; "
+                       "the GPU attention takes even head dims up to 512", (long long)top);
     og_vae_device_plan plan;
     OG_TRY(og_vae_device_plan_for(v, 1, 1, &plan));
     og_vae_cuda *g = calloc(1, sizeof *g);

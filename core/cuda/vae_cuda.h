@@ -27,7 +27,8 @@ extern "C" {
 typedef struct og_vae_cuda og_vae_cuda;
 
 /* Uploads every weight of v to GPU `device` in a context of its own, reserved to exactly the
- * plan's weight bytes. v may be freed afterwards (the record keeps its configuration). */
+ * plan's weight bytes. v may be freed afterwards (the record keeps its configuration). A decoder
+ * whose mid-block attention is wider than 512 channels (or odd) is OG_ERR_UNSUPPORTED. */
 og_status og_vae_cuda_upload(og_vae_cuda **out, int device, const og_vae *v);
 void og_vae_cuda_free(og_vae_cuda *g);
 int og_vae_cuda_device(const og_vae_cuda *g);
