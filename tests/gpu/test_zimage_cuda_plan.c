@@ -104,7 +104,7 @@ int main(void)
             CHECK_OK(og_run_ranks(layouts[l][0] * layouts[l][1], 1, plan_rank, &j));
         }
     }
-    /* Full size, serial: about 0.6 GiB of work next to 12 GiB of weights. */
+    /* Full size, serial: about 0.5 GiB of work next to 11.5 GiB of bf16 weights. */
     const size_t full = og_zimage_cuda_work_bytes(&m, 128, 128, 100, NULL);
     CHECK(full > (400u << 20) && full < (1000u << 20), "1024x1024 serial plan %zu MiB",
           full >> 20);
