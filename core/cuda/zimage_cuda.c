@@ -110,6 +110,8 @@ static void put_adaln(uploader *u, const og_zimage *m, og_zimage_cuda *w)
     const og_zimage_config *c = &m->c;
     const int nr = c->n_refiner_layers, n_mod = nr + c->n_layers;
     const size_t rows = 4 * (size_t)c->dim, per = rows * (size_t)c->adaln_dim;
+    if (n_mod == 0)
+        return;
     w->ada_w = place(u, (size_t)n_mod * per * sizeof(og_bf16));
     w->ada_b = place(u, (size_t)n_mod * rows * sizeof(float));
     for (int i = 0; i < n_mod; i++) {
@@ -427,8 +429,9 @@ static og_status forward(og_cuda_ctx *g, const og_zimage_cuda *w, og_sp *sp, int
     OG_TRY(pad_rows(g, cap, cap_len, L, dim, m->cap_pad_token));
 
     /* All modulations of the step: [n_mod * 4 * dim] = ada_w . adaln + ada_b. */
-    OG_TRY(og_cuda_linear(g, mods, OG_F32, adaln, 1, c->adaln_dim, w->ada_w, n_mod * 4 * dim,
-                          w->ada_b, OG_CUDA_ACT_NONE));
+    if (n_mod > 0)
+        OG_TRY(og_cuda_linear(g, mods, OG_F32, adaln, 1, c->adaln_dim, w->ada_w,
+                              n_mod * 4 * dim, w->ada_b, OG_CUDA_ACT_NONE));
 
     og_sp_ops ops;
     og_cuda_sp_ops(g, &ops);
