@@ -56,18 +56,19 @@ og_status og_dit_gpus_listed(const char *devices, int *count)
     return list_devices(devices, list, count);
 }
 
-og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap)
+og_status og_dit_gpus_pick(const char *devices, int pick, int *device, char *bus, int cap)
 {
     int list[OG_MAX_GPUS], count;
     OG_TRY(list_devices(devices, list, &count));
-    cudaError_t rc = cudaDeviceGetPCIBusId(buf, cap, list[pick % count]);
+    *device = list[pick % count];
+    cudaError_t rc = cudaDeviceGetPCIBusId(bus, cap, *device);
     if (rc != cudaSuccess)
-        return og_fail(OG_ERR_DEVICE, "GPU %d: cannot read its PCI bus id: %s",
-                       list[pick % count], cudaGetErrorString(rc));
+        return og_fail(OG_ERR_DEVICE, "GPU %d: cannot read its PCI bus id: %s", *device,
+                       cudaGetErrorString(rc));
     return OG_OK;
 }
 
-og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick)
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
 {
     *out = NULL;
     og_dit_gpus *g = calloc(1, sizeof *g);
@@ -75,10 +76,6 @@ og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *de
         return og_fail(OG_ERR_OOM, "cannot allocate the GPU list");
     g->m = m;
     og_status st = list_devices(devices, g->devices, &g->count);
-    if (st == OG_OK && pick >= 0) {
-        g->devices[0] = g->devices[pick % g->count];
-        g->count = 1;
-    }
     for (int i = 0; i < g->count && st == OG_OK; i++) {
         st = og_cuda_init(g->devices[i], &g->ctx[i]);
         if (st == OG_OK)
@@ -214,15 +211,15 @@ og_status og_dit_gpus_listed(const char *devices, int *count)
     return no_cuda();
 }
 
-og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap)
+og_status og_dit_gpus_pick(const char *devices, int pick, int *device, char *bus, int cap)
 {
-    (void)devices, (void)pick, (void)buf, (void)cap;
+    (void)devices, (void)pick, (void)device, (void)bus, (void)cap;
     return no_cuda();
 }
 
-og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick)
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices)
 {
-    (void)m, (void)devices, (void)pick;
+    (void)m, (void)devices;
     *out = NULL;
     return no_cuda();
 }

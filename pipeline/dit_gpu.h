@@ -1,5 +1,5 @@
 /* The pipeline's DiT on GPUs (--backend cuda): the transformer's weights uploaded once per GPU of
- * --devices at load (under MPI only this process's GPU), then per generation one context per
+ * --devices at load (under MPI the list is narrowed to this process's GPU), then per generation one context per
  * rank. Ranks map to the listed GPUs round-robin; when every rank has a GPU of its own they
  * exchange through NCCL, otherwise (several ranks on one GPU share its weights) through the
  * in-process device communicator; parallel/plan.h decides. In a build without CUDA every call
@@ -19,12 +19,12 @@ typedef struct og_dit_rank og_dit_rank;
 og_status og_dit_gpus_check(const char *devices);
 /* The GPUs a --devices list names (NULL: the visible ones), without touching them. */
 og_status og_dit_gpus_listed(const char *devices, int *count);
-/* The PCI bus id of list entry pick % count ("0000:3b:00.0"): which physical GPU it is, however
- * CUDA_VISIBLE_DEVICES numbers it, so that processes can tell whether they share one. */
-og_status og_dit_gpus_bus_id(const char *devices, int pick, char *buf, int cap);
-/* devices: a --devices list ("0,1"), or NULL for every visible GPU. pick >= 0 uploads to list
- * entry pick % count only (one process per GPU under MPI); pick < 0 to every listed GPU. */
-og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices, int pick);
+/* The device number of list entry pick % count and its PCI bus id ("0000:3b:00.0"): which
+ * physical GPU it is, however CUDA_VISIBLE_DEVICES numbers it, so that the processes of a node
+ * can tell whether they share one. */
+og_status og_dit_gpus_pick(const char *devices, int pick, int *device, char *bus, int cap);
+/* devices: a --devices list ("0,1"), or NULL for every visible GPU. */
+og_status og_dit_gpus_load(og_dit_gpus **out, const og_zimage *m, const char *devices);
 void og_dit_gpus_free(og_dit_gpus *g);
 
 /* og_run_ranks with the in-process communicator moving device memory. */

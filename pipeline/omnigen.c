@@ -163,12 +163,14 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
     og_comm *world = multi_world(params.world);
     int node_rank = 0, node_size = 1;
     bool gpu_shared = false;
+    int device = -1;
     if (world)
         OG_TRY(og_comm_node_rank(world, &node_rank, &node_size));
     if (world && params.backend == OG_BACKEND_CUDA) {
-        /* Processes with their own CUDA_VISIBLE_DEVICES all see "GPU 0": compare bus ids. */
+        /* This process's GPU: its place on the node, round-robin over its list. Processes with
+         * their own CUDA_VISIBLE_DEVICES all see "GPU 0", so sharing is told by bus id. */
         char bus[64];
-        if (og_dit_gpus_bus_id(params.devices, node_rank, bus, sizeof bus) != OG_OK)
+        if (og_dit_gpus_pick(params.devices, node_rank, &device, bus, sizeof bus) != OG_OK)
             snprintf(bus, sizeof bus, "unknown GPU of rank %d", world->rank);
         OG_TRY(og_comm_node_key_shared(world, bus, &gpu_shared));
     }
@@ -183,6 +185,12 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
     ctx->node_rank = node_rank;
     ctx->node_size = node_size;
     ctx->gpu_shared = gpu_shared;
+    if (device >= 0) {
+        /* Every GPU user (DiT, text encoder, VAE) then takes this process's GPU only. */
+        snprintf(ctx->own_device, sizeof ctx->own_device, "%d", device);
+        ctx->lp.devices = ctx->own_device;
+        ctx->gpu_count = 1;
+    }
     *out = ctx;
     return OG_OK;
 }
@@ -217,10 +225,8 @@ og_status og_ctx_load_weights(og_ctx *ctx)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
         return og_fail_context(s, "loading the transformer");
-    /* One process per rank: only this process's GPU (its place on the node, round-robin). */
-    const int pick = og_ctx_world(ctx) ? ctx->node_rank : -1;
     if (ctx->lp.backend == OG_BACKEND_CUDA && !ctx->gpus &&
-        (s = og_dit_gpus_load(&ctx->gpus, ctx->dit, ctx->lp.devices, pick)) != OG_OK)
+        (s = og_dit_gpus_load(&ctx->gpus, ctx->dit, ctx->lp.devices)) != OG_OK)
         return og_fail_context(s, "putting the transformer on the GPU");
     if (!ctx->vae && (s = og_vae_load(&ctx->vae, ctx->vae_dir)) != OG_OK)
         return og_fail_context(s, "loading the VAE");

@@ -35,7 +35,8 @@ struct og_ctx {
     og_vae_gpu *vae_gpu; /* --backend cuda: the VAE's weights, uploaded at the first decode */
     /* The launch (parallel/plan.h): this process's place on its node, the GPUs it may use. */
     int node_rank, node_size, gpu_count;
-    bool gpu_shared; /* another process of the node has this one's GPU */
+    bool gpu_shared;    /* another process of the node has this one's GPU */
+    char own_device[16]; /* under MPI with cuda: this process's GPU, lp.devices points here */
     /* Per og_generate with a multi-process world: the agreement before the denoising loop was
      * made (start_agreed) and passed (start_ok); see og_ctx_run_ranks. */
     bool start_agreed, start_ok;
