@@ -3,6 +3,7 @@
  *   - the flash kernel's swizzled tiles, ldmatrix addresses and accumulator maps, run through a
  *     model of ldmatrix (.trans) and mma.m16n8k16 built from the PTX ISA's fragment tables, must
  *     give exactly Q K^T and P V (small integers, exact in fp32), conflict-free and aligned;
+ *   - the kernel's masking and online-softmax rules, run tile by tile, against softmax attention;
  *   - the row-major -> cuBLASLt column-major operand mapping, run through a model of cuBLASLt's
  *     column-major D = op(A) op(B), must equal a naive row-major GEMM for every transpose pair;
  *   - the causal convolution's two 2-D copies, run with cudaMemcpy2D's semantics, must build the
@@ -254,6 +255,102 @@ static void check_flash_tile(int hd, uint64_t seed)
     free(Q), free(K), free(V), free(P), free(sQ), free(sK), free(sV), free(hits);
 }
 
+/* The flash kernel's row algorithm with its own rules (og_fa_kv_end, og_fa_key_visible,
+ * og_fa_rescale, og_fa_lse), tile by tile per block of OG_FA_BM queries, in fp32 without the bf16
+ * rounding of P, against softmax attention in double: causal with sq != skv, padding masks, rows
+ * that see no key at all, rows whose first tiles are fully masked. */
+typedef struct {
+    int64_t sq, skv;
+    bool causal;
+    int mask; /* 0: none; 1: keys 0..99 and every 7th masked; 2: all masked */
+} fa_case;
+
+static void check_flash_rows(fa_case c, uint64_t seed)
+{
+    og_test_rng rng = {seed};
+    const int D = 8;
+    float *q = malloc(sizeof(float) * (size_t)(c.sq * D)), *k = malloc(sizeof(float) * (size_t)(c.skv * D));
+    float *v = malloc(sizeof(float) * (size_t)(c.skv * D));
+    uint8_t *valid = malloc((size_t)c.skv + 1);
+    og_test_fill(&rng, q, (size_t)(c.sq * D), 2.0f);
+    og_test_fill(&rng, k, (size_t)(c.skv * D), 2.0f);
+    og_test_fill(&rng, v, (size_t)(c.skv * D), 1.0f);
+    for (int64_t j = 0; j < c.skv; j++)
+        valid[j] = c.mask == 0 || (c.mask == 1 && j >= 100 && j % 7 != 3);
+    const uint8_t *kv_valid = c.mask ? valid : NULL;
+    const float scale = 0.35f, scale_log2 = scale * 1.4426950408889634f;
+    int bad = 0, ninf = 0;
+    for (int64_t m0 = 0; m0 < c.sq; m0 += OG_FA_BM) {
+        const int64_t kv_end = og_fa_kv_end(c.causal, m0, c.sq, c.skv);
+        for (int64_t i = m0; i < m0 + OG_FA_BM && i < c.sq; i++) {
+            float m = -INFINITY, l = 0, o[8] = {0};
+            for (int64_t key0 = 0; key0 < kv_end; key0 += OG_FA_BN) {
+                float s[OG_FA_BN], mx = -INFINITY, base, alpha;
+                for (int jj = 0; jj < OG_FA_BN; jj++) {
+                    int64_t j = key0 + jj;
+                    float dot = 0;
+                    for (int d = 0; j < c.skv && d < D; d++)
+                        dot += q[i * D + d] * k[j * D + d];
+                    s[jj] = og_fa_key_visible(kv_valid, c.causal, c.sq, c.skv, i, j)
+                                ? dot * scale_log2 : -INFINITY;
+                    mx = fmaxf(mx, s[jj]);
+                }
+                m = og_fa_rescale(m, mx, &base, &alpha);
+                l *= alpha;
+                for (int d = 0; d < D; d++)
+                    o[d] *= alpha;
+                for (int jj = 0; jj < OG_FA_BN; jj++) {
+                    float pe = exp2f(s[jj] - base);
+                    l += pe;
+                    for (int d = 0; pe != 0 && d < D; d++)
+                        o[d] += pe * v[(key0 + jj) * D + d];
+                }
+            }
+            float lse = og_fa_lse(m, l);
+            /* Reference: every key, visibility by the plain rule, in double. */
+            double mref = -INFINITY, lref = 0, oref[8] = {0};
+            for (int64_t j = 0; j < c.skv; j++) {
+                bool vis = (!kv_valid || kv_valid[j]) && (!c.causal || j - (c.skv - c.sq) <= i);
+                if (!vis)
+                    continue;
+                double dot = 0;
+                for (int d = 0; d < D; d++)
+                    dot += (double)q[i * D + d] * k[j * D + d];
+                mref = fmax(mref, dot * scale);
+            }
+            for (int64_t j = 0; j < c.skv && mref > -INFINITY; j++) {
+                bool vis = (!kv_valid || kv_valid[j]) && (!c.causal || j - (c.skv - c.sq) <= i);
+                if (!vis)
+                    continue;
+                double dot = 0;
+                for (int d = 0; d < D; d++)
+                    dot += (double)q[i * D + d] * k[j * D + d];
+                double pe = exp(dot * scale - mref);
+                lref += pe;
+                for (int d = 0; d < D; d++)
+                    oref[d] += pe * v[j * D + d];
+            }
+            if (lref == 0) {
+                ninf++;
+                bad += !(lse == -INFINITY && l == 0);
+                for (int d = 0; d < D; d++)
+                    bad += o[d] != 0;
+                continue;
+            }
+            double want = mref + log(lref);
+            bad += !(fabs(lse - want) <= 1e-5 * (1 + fabs(want)));
+            for (int d = 0; d < D; d++)
+                bad += !(fabs(o[d] / l - oref[d] / lref) <= 1e-5);
+        }
+    }
+    CHECK(bad == 0, "flash rows sq=%lld skv=%lld causal=%d mask=%d: %d values differ from softmax "
+          "attention", (long long)c.sq, (long long)c.skv, c.causal, c.mask, bad);
+    if (c.mask == 2 || (c.causal && c.sq > c.skv))
+        CHECK(ninf > 0, "sq=%lld skv=%lld: the case was meant to have rows with no key",
+              (long long)c.sq, (long long)c.skv);
+    free(q), free(k), free(v), free(valid);
+}
+
 /* ---- cuBLASLt operand mapping --------------------------------------------------------------- */
 
 /* Element (i, j) of a cuBLASLt operand as the library reads it: column-major storage, then op. */
@@ -389,6 +486,18 @@ int main(void)
 {
     check_flash_tile(64, 1);
     check_flash_tile(128, 2);
+    const fa_case rows[] = {
+        {150, 90, true, 0},   /* the early queries see no key */
+        {100, 250, true, 0},  /* more keys than queries: the causal edge moves past tile ends */
+        {128, 193, true, 0},  /* a block's last row sees exactly one key of a further tile */
+        {130, 333, false, 1}, /* the first two tiles masked for every row */
+        {40, 70, false, 2},   /* no key at all */
+        {64, 64, true, 1},
+        {1, 1, true, 0},
+        {77, 200, false, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        check_flash_rows(rows[i], 10 + i);
     for (int t = 0; t < 4; t++)
         check_lt_operands(t & 1, t >> 1, 13, 9, 21);
     check_lt_operands(false, true, 1, 40, 16); /* a linear layer with one token */

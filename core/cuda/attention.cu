@@ -11,7 +11,6 @@
 typedef __nv_bfloat16 bf16;
 
 #define LOG2E 1.4426950408889634f
-#define LN2 0.6931471805599453f
 
 struct attn_params {
     const bf16 *q, *k, *v;
@@ -28,7 +27,7 @@ struct attn_params {
 /* Key j is visible to query i unless it is past the end, masked out, or in the causal future. */
 __device__ __forceinline__ bool key_visible(const attn_params &p, int64_t i, int64_t j)
 {
-    return j < p.skv && (!p.kv_valid || p.kv_valid[j]) && (!p.causal || j <= i + p.skv - p.sq);
+    return og_fa_key_visible(p.kv_valid, p.causal, p.sq, p.skv, i, j);
 }
 
 __device__ __forceinline__ void store_out(const attn_params &p, int64_t off, float a, float b)
@@ -122,10 +121,8 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
     const int64_t m0 = (int64_t)blockIdx.x * FA_BM;
     const bf16 *q = p.q + (int64_t)h * HD, *k = p.k + (int64_t)kvh * HD, *v = p.v + (int64_t)kvh * HD;
 
-    int64_t kv_end = p.skv;
-    if (p.causal && m0 + FA_BM + p.skv - p.sq < kv_end)
-        kv_end = m0 + FA_BM + p.skv - p.sq;
-    const int ntiles = kv_end > 0 ? (int)((kv_end + FA_BN - 1) / FA_BN) : 0;
+    const int64_t kv_end = og_fa_kv_end(p.causal, m0, p.sq, p.skv);
+    const int ntiles = (int)((kv_end + FA_BN - 1) / FA_BN);
 
     load_tile<HD, FA_BM>(sQ, q, p.q_stride, m0, p.sq);
     if (ntiles > 0) {
@@ -194,10 +191,7 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         for (int r = 0; r < 2; r++) {
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float mn = fmaxf(m[r], mx[r]);
-            base[r] = mn == -INFINITY ? 0.0f : mn; /* a row with no visible key yet stays at 0 */
-            alpha[r] = exp2f(m[r] - base[r]);
-            m[r] = mn;
+            m[r] = og_fa_rescale(m[r], mx[r], &base[r], &alpha[r]);
             l[r] *= alpha[r];
         }
         for (int dn = 0; dn < HD / 8; dn++) {
@@ -243,7 +237,7 @@ __global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(const attn_param
         for (int dn = 0; dn < HD / 8; dn++)
             store_out(p, off + dn * 8, o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
         if (p.lse && lane % 4 == 0) /* one lane of the row's quad */
-            p.lse[row[r] * p.heads + h] = l[r] > 0 ? (m[r] + log2f(l[r])) * LN2 : -INFINITY;
+            p.lse[row[r] * p.heads + h] = og_fa_lse(m[r], l[r]);
     }
 }
 
@@ -301,7 +295,7 @@ __global__ void plain_attn_kernel(const attn_params p)
             ((bf16 *)p.out)[off + d] = __float2bfloat16(acc[e] * inv);
     }
     if (p.lse && lane == 0)
-        p.lse[i * p.heads + h] = l > 0 ? (m + log2f(l)) * LN2 : -INFINITY;
+        p.lse[i * p.heads + h] = og_fa_lse(m, l);
 }
 
 /* ---- launch --------------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #ifndef OG_CUDA_PLAN_H
 #define OG_CUDA_PLAN_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +63,41 @@ OG_HD void og_cuda_causal_pad_plan(int64_t cin, int64_t t, int kt, int64_t frame
 #define OG_FA_BM 64       /* query rows per block: 4 warps x 16 */
 #define OG_FA_BN 64       /* keys per K/V tile */
 #define OG_FA_THREADS 128
+
+/* Key j is visible to query i unless it is past the end, masked out (kv_valid NULL: none are),
+ * or in the causal future (the last query sees the last key, as the CPU op). */
+OG_HD bool og_fa_key_visible(const uint8_t *kv_valid, bool causal, int64_t sq, int64_t skv,
+                             int64_t i, int64_t j)
+{
+    return j < skv && (!kv_valid || kv_valid[j]) && (!causal || j <= i + skv - sq);
+}
+
+/* Keys a block of queries m0 .. m0 + OG_FA_BM - 1 may see: [0, end). */
+OG_HD int64_t og_fa_kv_end(bool causal, int64_t m0, int64_t sq, int64_t skv)
+{
+    int64_t end = skv;
+    if (causal && m0 + OG_FA_BM + skv - sq < end)
+        end = m0 + OG_FA_BM + skv - sq;
+    return end > 0 ? end : 0;
+}
+
+/* One online-softmax step of a row, in base 2: m is the running max (-inf before any visible
+ * key), mx the new tile's max. Returns the new max; *base is what the tile's exponents subtract
+ * (0 while the row has seen no key, so exp2(-inf - 0) = 0 and no -inf - -inf NaN appears) and
+ * *alpha the factor that rescales the running sum and output. */
+OG_HD float og_fa_rescale(float m, float mx, float *base, float *alpha)
+{
+    float mn = fmaxf(m, mx);
+    *base = mn == -INFINITY ? 0.0f : mn;
+    *alpha = exp2f(m - *base);
+    return mn;
+}
+
+/* The natural-log LSE of a row from its base-2 running max and sum; -inf when it saw no key. */
+OG_HD float og_fa_lse(float m, float l)
+{
+    return l > 0 ? (m + log2f(l)) * 0.6931471805599453f : -INFINITY;
+}
 
 /* Dynamic shared memory of the flash kernel: the Q tile and two K and two V tiles, bf16. */
 OG_HD size_t og_fa_smem_bytes(int hd) { return (size_t)(OG_FA_BM + 4 * OG_FA_BN) * hd * 2; }

@@ -86,6 +86,7 @@ int main(void)
         {.sq = 64, .skv = 64, .heads = 2, .hd = 64, .out_f32 = true},           /* ring partials */
         {.sq = 100, .skv = 150, .heads = 8, .kv_heads = 2, .hd = 64, .causal = true}, /* GQA */
         {.sq = 150, .skv = 90, .heads = 2, .hd = 128, .causal = true}, /* early rows see nothing */
+        {.sq = 128, .skv = 193, .heads = 2, .hd = 64, .causal = true}, /* row 63 sees key 128 */
         {.sq = 77, .skv = 300, .heads = 2, .hd = 128, .mask = true, .masked_from = 250},
         {.sq = 40, .skv = 70, .heads = 2, .hd = 64, .mask = true, .masked_from = 0}, /* no key */
         {.sq = 50, .skv = 61, .heads = 3, .hd = 32, .mask = true, .masked_from = 55}, /* plain */
