@@ -2,6 +2,8 @@
 # Builds bench_cpu_ops twice (Release, -march=native), once with oneDNN and once with OpenBLAS as
 # the GEMM library, and runs both, so the two libraries are compared on the same machine and load.
 # Usage: bench/cpu_ops.sh [--quick]    (OMP_NUM_THREADS picks the thread count; default all cores)
+# With OG_BENCH_BASELINE=DIR (the build folder of another omnigen commit holding bench_cpu_ops),
+# that binary runs right before this tree's oneDNN one, for a before/after comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${OG_BENCH_BUILD:-build-bench}
@@ -14,6 +16,11 @@ for lib in dnnl openblas; do
     cmake --build "$root-$lib" --target bench_cpu_ops -j "$cores"; } > "$log" 2>&1 ||
     { cat "$log"; exit 1; }
 done
+if [ -n "${OG_BENCH_BASELINE:-}" ]; then
+  echo "baseline: $OG_BENCH_BASELINE/bench_cpu_ops"
+  "$OG_BENCH_BASELINE/bench_cpu_ops" "$@"
+  echo "this tree:"
+fi
 for lib in dnnl openblas; do
   "$root-$lib/bench_cpu_ops" "$@"
 done
