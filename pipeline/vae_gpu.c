@@ -31,7 +31,7 @@ static og_status upload(og_vae_gpu **gpu, const og_vae *vae, const char *devices
     return OG_OK;
 }
 
-og_status og_vae_gpu_decode(og_vae_gpu **gpu, const og_vae *vae, const char *devices,
+og_status og_vae_gpu_decode(og_vae_gpu **gpu, og_vae *vae, const char *devices,
                             const float *latents, int64_t h, int64_t w, float *rgb)
 {
     og_status st = *gpu ? OG_OK : upload(gpu, vae, devices);
@@ -64,7 +64,7 @@ void og_vae_gpu_free(og_vae_gpu *gpu)
 
 #else
 
-og_status og_vae_gpu_decode(og_vae_gpu **gpu, const og_vae *vae, const char *devices,
+og_status og_vae_gpu_decode(og_vae_gpu **gpu, og_vae *vae, const char *devices,
                             const float *latents, int64_t h, int64_t w, float *rgb)
 {
     (void)gpu, (void)vae, (void)devices, (void)latents, (void)h, (void)w, (void)rgb;

@@ -17,8 +17,9 @@ typedef struct og_vae_gpu og_vae_gpu;
  * when NULL) and keeps them there for the next call. Decodes in one piece. When the GPU cannot
  * take the decode (OG_ERR_OOM: its memory, with the bytes needed and free; OG_ERR_UNSUPPORTED:
  * past cuDNN's size limit, or no cuDNN), it logs that as a warning and decodes on the CPU as
- * --backend cpu does (tiled above 1024x1024), so the denoised latents are not lost. */
-og_status og_vae_gpu_decode(og_vae_gpu **gpu, const og_vae *vae, const char *devices,
+ * --backend cpu does (tiled above 1024x1024, using vae's scratch), so the denoised latents are
+ * not lost. */
+og_status og_vae_gpu_decode(og_vae_gpu **gpu, og_vae *vae, const char *devices,
                             const float *latents, int64_t h, int64_t w, float *rgb);
 void og_vae_gpu_free(og_vae_gpu *gpu);
 

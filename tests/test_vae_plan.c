@@ -1,12 +1,14 @@
 /* The GPU VAE decode's memory plan (og_vae_device_plan_for), on the CPU: the weight bytes against
  * the decoder's tensors counted straight from the checkpoint, the activation buffer against the
  * decoder's feature maps listed layer by layer, the total against its parts, growth with the
- * latent size, hand-computed numbers for the FLUX VAE at 1024x1024, and bad sizes. */
+ * latent size, hand-computed numbers for the FLUX VAE at 1024x1024, and bad sizes; the weights
+ * again on a variant of the fixture with a post_quant_conv. */
 #include <string.h>
 
 #include "io/weights.h"
 #include "testutil.h"
 #include "vae/autoencoder_kl_internal.h"
+#include "vae_testutil.h"
 
 #define VAE_DIR "tests/fixtures/zimage/base/model/vae"
 
@@ -126,6 +128,7 @@ int main(void)
     const size_t ref = checkpoint_weight_bytes(VAE_DIR, v->has_post_quant);
     printf("fixture VAE: %zu weight bytes on the device (checkpoint count %zu)\n", a.weights, ref);
     CHECK(ref > 0 && a.weights == ref, "weight bytes %zu, checkpoint count %zu", a.weights, ref);
+    const size_t plain_weights = a.weights;
 
     const int64_t sizes[][2] = {{1, 1}, {2, 3}, {8, 8}, {17, 9}, {32, 28}, {64, 64}, {128, 96}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -146,6 +149,26 @@ int main(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(og_vae_device_plan_for(v, bad[i][0], bad[i][1], &a) == OG_ERR_INVALID_ARG,
               "latent %lldx%lld accepted", (long long)bad[i][0], (long long)bad[i][1]);
+
+    /* With a post_quant_conv: its [C, C, 1, 1] weight and [C] bias come on top. */
+    char pq[64];
+    if (og_test_vae_post_quant(VAE_DIR, pq)) {
+        og_vae *vq;
+        CHECK_OK(og_vae_load(&vq, pq));
+        if (!og_test_failures) {
+            const int64_t c = og_vae_latent_channels(vq);
+            CHECK_OK(og_vae_device_plan_for(vq, 4, 4, &b));
+            CHECK(b.weights == checkpoint_weight_bytes(pq, true), "post_quant weights %zu vs "
+                  "checkpoint %zu", b.weights, checkpoint_weight_bytes(pq, true));
+            CHECK(b.weights == plain_weights + al64((size_t)(c * c) * 2) + al64((size_t)c * 4),
+                  "post_quant adds %zu bytes", b.weights - plain_weights);
+            check_plan(vq, 12, 20);
+            og_vae_free(vq);
+        }
+        og_test_vae_remove(pq);
+    } else {
+        CHECK(false, "no post_quant_conv variant of %s", VAE_DIR);
+    }
     og_vae_free(v);
     return og_test_finish("test_vae_plan");
 }

@@ -1,8 +1,9 @@
 /* The AutoencoderKL decoder on a GPU against the CPU decoder (fp32, itself within 1e-4 of
  * diffusers, test_vae) on the fixture VAEs: every fixture variant's final latents, random latents
- * at two more sizes through one upload (one of them not square), and the tiny model's VAE when
- * it is there; og_cuda_add_row_bias against a host loop; and decodes too large for the GPU
- * refused before any work: the named shortfall, and cuDNN's size limit.
+ * at two more sizes through one upload (one of them not square), the same on a variant with a
+ * post_quant_conv (vae_testutil.h), and the tiny model's VAE when it is there;
+ * og_cuda_add_row_bias against a host loop; and decodes too large for the GPU refused before any
+ * work: the named shortfall, and cuDNN's size limit.
  *
  * Tolerances. Every activation is bf16 (8 significant bits, a relative rounding of at most
  * 2^-9 = 2e-3 per stored value) through about 30 convolutions, GroupNorms and residual adds,
@@ -19,6 +20,7 @@
 #include "gpu_testutil.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "vae_testutil.h"
 
 #define FIXTURES "tests/fixtures/zimage"
 #define TINY_VAE "models/zimage-tiny/vae"
@@ -197,8 +199,14 @@ int main(void)
     if (d)
         closedir(d);
     CHECK(checked > 0, "no fixture variant under %s", FIXTURES);
-    if (first[0])
+    if (first[0]) {
         check_random(first, true);
+        char pq[64];
+        CHECK(og_test_vae_post_quant(first, pq), "no post_quant_conv variant of %s", first);
+        if (!og_test_failures)
+            check_random(pq, false);
+        og_test_vae_remove(pq);
+    }
     if (access(TINY_VAE "/config.json", R_OK) == 0)
         check_random(TINY_VAE, false);
     return og_test_finish("test_vae_cuda");
