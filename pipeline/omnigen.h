@@ -32,7 +32,8 @@
  *     og_size_multiple(ctx), 16 for Z-Image: VAE factor 8 × patch 2), steps >= 1, and the
  *     parallel layout against the model's heads, the image-token count and the devices. It then
  *     encodes the prompt (and the negative prompt when guidance_scale > 0), draws seeded noise,
- *     runs the denoising loop on cfg·ring·ulysses in-process ranks, decodes on rank 0 and
+ *     runs the denoising loop on cfg·ring·ulysses ranks (threads of this process, or one rank
+ *     per process with og_load_params.world), decodes on rank 0 and
  *     writes the PNG when p.output is set. The same seed gives the same image for every parallel
  *     layout and thread count.
  *   - Errors: every call returns an og_status; the message is in og_error_message() (per
@@ -99,7 +100,7 @@ typedef struct {
     float guidance_scale;        /* 0 = no classifier-free guidance (Turbo); > 0 runs both branches */
     uint64_t seed;               /* the noise seed: same seed, same image, on every layout */
     int max_sequence_length;     /* prompt tokens kept after the chat template (reference: 512) */
-    og_parallel_config parallel; /* ulysses × ring × cfg in-process ranks */
+    og_parallel_config parallel; /* ulysses × ring × cfg ranks (see og_load_params.world) */
     int threads;                 /* CPU threads of this process, split over its ranks; <= 0 =
                                   * its share of the node's cores */
     const char *output;          /* when set, the PNG is written there (temp file + rename) */
