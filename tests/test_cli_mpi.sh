@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Multi-process runs equal the serial run, end to end: the bundled model under mpiexec -np 4 with
 # Ulysses 2 x Ring 2, and -np 2 with the guidance branches on separate processes, against the
-# single-rank PNG of the same seed (pixels within 1/255). Then the failures that must end every
+# single-rank PNG of the same seed (pixels within 1/255), and a batch file with a bad line against
+# the serial batch. Then the failures that must end every
 # process with a non-zero status and no hang (each under `timeout`): a layout that needs 4 ranks
 # started on 3 processes, a model folder missing on one rank, an unwritable output; and the
 # threads each process takes. Skipped (77) without mpiexec or an MPI build.
@@ -41,6 +42,21 @@ same usp 4 "--prompt a_lighthouse --width 64 --height 64 --steps 2 --seed 3" \
   "--ulysses-degree 2 --ring-degree 2" "ulysses 2 x ring 2 x cfg 1 (strict)"
 same cfg 2 "--prompt a_storm --negative-prompt blurry --guidance-scale 4 --width 64 --height 64 --steps 2 --seed 11" \
   "--cfg-degree 2" "ulysses 1 x ring 1 x cfg 2 (strict)"
+
+# A batch file: the same images as a serial batch, and a bad line fails on every process (exit 1)
+# while the other lines are still written.
+printf 'a cat\n{"prompt": "a dog", "width": 40}\n{"prompt": "a fox", "seed": 9}\n' >"$tmp/batch.txt"
+"$omnigen" --model "$tiny" --prompt-file "$tmp/batch.txt" --width 32 --height 32 --steps 2 \
+  -o "$tmp/bs.png" 2>"$tmp/err" && fail "serial batch with a bad line exited 0"
+mpi 2 "$omnigen" --model "$tiny" --prompt-file "$tmp/batch.txt" --width 32 --height 32 \
+  --steps 2 --ring-degree 2 -o "$tmp/bm.png" >"$tmp/log" 2>&1 && fail "MPI batch with a bad line exited 0"
+for line in 1 3; do
+  d=$(png diff "$tmp/bs-$line.png" "$tmp/bm-$line.png")
+  [ "$d" -le 1 ] || fail "batch line $line differs from the serial batch by $d/255"
+done
+[ ! -e "$tmp/bm-2.png" ] || fail "the bad batch line left an output"
+grep -q "1 of 3 prompts failed (line 2 of" "$tmp/log" || { cat "$tmp/log"; fail "batch summary"; }
+echo "batch: lines 1 and 3 equal the serial batch, line 2 refused"
 
 # every_rank_fails WHAT NP COMMAND...: runs COMMAND on NP processes, first as is (mpiexec must
 # exit non-zero), then each rank wrapped to append "rank R rc C" to $tmp/status and exit 0 (so
