@@ -10,7 +10,9 @@
  *   - Every operation is collective over the communicator (all ranks call it, in the same order),
  *     except the paired send/receive, which only the two peers of each pair join.
  *   - Every call returns a status. In-process, a rank that fails aborts the world, so its peers
- *     fail instead of waiting forever; across processes (MPI, NCCL) that is the launcher's job.
+ *     fail instead of waiting forever. Across processes the callers agree on their statuses where
+ *     they can diverge (og_comm_agree, parallel/plan.h), and a rank that fails where its peers may
+ *     wait inside a collective ends the job (og_comm_abort: MPI_Abort).
  *   - bytes_sent counts the payload this rank delivers to OTHER ranks' buffers (copies to itself
  *     are free): all-to-all-v sum of send counts to peers; all-gather-v (size-1) x own block;
  *     send/receive the send size when the peer is another rank; broadcast (size-1) x bytes at the
