@@ -149,6 +149,49 @@ og_status og_config_int_array(const og_config *cfg, const char *key, int64_t *ou
     return OG_OK;
 }
 
+/* The array at key with at most cap elements, or the error naming the key. */
+static og_status require_array(const og_config *cfg, const char *key, int cap, const char *want,
+                               const cJSON **v)
+{
+    OG_TRY(require(cfg, key, v));
+    if (!cJSON_IsArray(*v))
+        return wrong_type(cfg, key, want);
+    int len = cJSON_GetArraySize(*v);
+    if (len > cap)
+        return og_fail(OG_ERR_FORMAT, "%s: \"%s\" has %d elements, more than the %d expected",
+                       cfg->path, key, len, cap);
+    return OG_OK;
+}
+
+og_status og_config_float_array(const og_config *cfg, const char *key, double *out, int cap,
+                                int *n)
+{
+    const cJSON *v;
+    OG_TRY(require_array(cfg, key, cap, "an array of numbers", &v));
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e))
+            return wrong_type(cfg, key, "an array of numbers");
+        out[i] = e->valuedouble;
+    }
+    *n = i;
+    return OG_OK;
+}
+
+og_status og_config_bool_array(const og_config *cfg, const char *key, bool *out, int cap, int *n)
+{
+    const cJSON *v;
+    OG_TRY(require_array(cfg, key, cap, "an array of true/false", &v));
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (!cJSON_IsBool(e))
+            return wrong_type(cfg, key, "an array of true/false");
+        out[i] = cJSON_IsTrue(e);
+    }
+    *n = i;
+    return OG_OK;
+}
+
 og_status og_config_int_or(const og_config *cfg, const char *key, int64_t def, int64_t *out)
 {
     *out = def;

@@ -54,6 +54,10 @@ og_status og_config_string(const og_config *cfg, const char *key, const char **o
 /* An array of integers; OG_ERR_FORMAT if it has more than cap elements. */
 og_status og_config_int_array(const og_config *cfg, const char *key, int64_t *out, int cap,
                               int *n);
+/* An array of numbers (doubles) or of booleans, with the same cap rule. */
+og_status og_config_float_array(const og_config *cfg, const char *key, double *out, int cap,
+                                int *n);
+og_status og_config_bool_array(const og_config *cfg, const char *key, bool *out, int cap, int *n);
 
 /* With a default used when the key is absent or null; a present value of the wrong type is
  * still an error. */

@@ -81,6 +81,14 @@ static void check_folder(void)
                    "\"axes_lens\" has 3 elements, more than the 2 expected");
         CHECK_FAIL(og_config_int_array(cfg, "dim", axes, 4, &n), OG_ERR_FORMAT,
                    "\"dim\" is not an array of integers");
+        double fl[4] = {0};
+        CHECK_OK(og_config_float_array(cfg, "axes_dims", fl, 4, &n));
+        CHECK(n == 3 && fl[0] == 2.0 && fl[1] == 2.0 && fl[2] == 4.0, "float axes_dims n=%d", n);
+        CHECK_FAIL(og_config_float_array(cfg, "axes_dims", fl, 2, &n), OG_ERR_FORMAT,
+                   "\"axes_dims\" has 3 elements, more than the 2 expected");
+        bool flags[4];
+        CHECK_FAIL(og_config_bool_array(cfg, "axes_dims", flags, 4, &n), OG_ERR_FORMAT,
+                   "\"axes_dims\" is not an array of true/false");
 
         CHECK(!og_config_has(cfg, "siglip_feat_dim"), "null counts as present");
         CHECK(og_config_has(cfg, "dim") && !og_config_has(cfg, "nope"), "has() wrong");
