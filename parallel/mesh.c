@@ -51,7 +51,10 @@ og_status og_sp_create(og_sp **out, const og_parallel_config *cfg, og_comm *worl
     sp->cfg_i = world->rank / P;
     sp->sp_rank = sp->ring_i * U + sp->ulysses_i;
     sp->counts = malloc(4 * (size_t)P * sizeof *sp->counts);
-    og_status st = sp->counts ? OG_OK : og_fail(OG_ERR_OOM, "cannot allocate %d counts", 4 * P);
+    sp->block_len = malloc((size_t)R * sizeof *sp->block_len);
+    og_status st = sp->counts && sp->block_len
+                       ? OG_OK
+                       : og_fail(OG_ERR_OOM, "cannot allocate %d counts", 4 * P + R);
     if (st == OG_OK)
         st = og_comm_split(world, world->rank / U, sp->ulysses_i, &sp->ulysses);
     if (st == OG_OK)
@@ -77,6 +80,7 @@ void og_sp_free(og_sp *sp)
     og_comm_free(sp->cfg_group);
     og_comm_free(sp->seq);
     free(sp->counts);
+    free(sp->block_len);
     free(sp);
 }
 

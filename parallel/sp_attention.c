@@ -32,11 +32,11 @@ static og_status check_args(const og_sp *sp, const og_sp_attn_args *a)
 /* The text output pieces: SP rank j holds text tokens of ring index j / U, heads of Ulysses
  * index j % U. Gathered over the sequence group, then placed in text_out [T, H, D]. */
 static og_status gather_text(og_sp *sp, const og_sp_geom *g, const og_sp_ops *ops, int64_t T,
-                             const void *mine, void *recv, void *text_out, size_t *counts)
+                             const void *mine, void *recv, void *text_out)
 {
     const int P = g->U * g->R, D = g->D;
     const size_t e = og_sp_elem(ops);
-    size_t *displs = counts + P, at = 0;
+    size_t *counts = sp->counts, *displs = counts + P, at = 0;
     for (int j = 0; j < P; j++) {
         int64_t toff, tlen;
         int h0, hn;
@@ -66,9 +66,9 @@ static og_status gather_text(og_sp *sp, const og_sp_geom *g, const og_sp_ops *op
 /* The scratch of one call, in floats, each piece 64-byte aligned. The receive buffer of the
  * first all-to-all is dead once the ring starts, so the ring's second K/V buffer and its
  * per-block partial results take its place (it comes last, so they may run past its end).
- * COUNTS holds the ring's block lengths (R int64) and the text gather's counts and
- * displacements (2 P size_t). On host buffers og_attention's scratch comes after the block. */
-enum { PACK, Q, KV_A, OUT, LSE, TEXT, COUNTS, RECV, KV_B, TMP_OUT, TMP_LSE, NBUF }; /* RECV last */
+ * The block lives where the buffers do (a device arena with device ops); the host-side counts
+ * and block lengths are og_sp's. On host buffers og_attention's scratch comes after the block. */
+enum { PACK, Q, KV_A, OUT, LSE, TEXT, RECV, KV_B, TMP_OUT, TMP_LSE, NBUF }; /* RECV last */
 
 typedef struct {
     og_sp_geom g;
@@ -94,7 +94,6 @@ static void plan_init(attn_plan *p, const og_sp *sp, int64_t S, int H, int D, in
         [Q] = (size_t)(p->lq * row),           [KV_A] = (size_t)(2 * p->max_block * row),
         [OUT] = (size_t)(p->lq * row),         [LSE] = (size_t)(p->lq * g->hn),
         [TEXT] = (size_t)(T * H * D),
-        [COUNTS] = (size_t)(g->R + 2 * g->U * g->R) * 2, /* 8-byte entries as float pairs */
         [KV_B] = g->R > 1 ? (size_t)(2 * p->max_block * row) : 0,
         [TMP_OUT] = (size_t)(p->lq * row),     [TMP_LSE] = (size_t)(p->lq * g->hn),
     };
@@ -151,7 +150,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
     float *buf[NBUF];
     for (int i = 0; i < NBUF; i++)
         buf[i] = base + p.at[i];
-    int64_t *block_len = (int64_t *)buf[COUNTS];
+    int64_t *block_len = sp->block_len;
     for (int j = 0; j < R; j++) {
         int64_t off;
         og_sp_super_range(g, j, &off, &block_len[j]);
@@ -188,7 +187,7 @@ og_status og_sp_attention(og_sp *sp, const og_sp_attn_args *a)
         st = og_ulysses_gather_heads(sp->ulysses, g, ops, o, a->out, buf[PACK], sp->counts);
     if (st == OG_OK && T > 0)
         st = gather_text(sp, g, ops, T, (char *)o + (size_t)(Ls * row) * e, buf[TEXT],
-                         a->text_out, (size_t *)(block_len + R));
+                         a->text_out);
     og_op_scratch_end(&sc);
     return st;
 }

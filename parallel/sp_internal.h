@@ -16,6 +16,7 @@ struct og_sp {
     og_comm *cfg_group; /* the cfg_degree ranks with the same SP rank */
     og_comm *seq;     /* the P = U*R ranks of one CFG branch, ordered by SP rank */
     size_t *counts;   /* 4 P: counts and displacements of one collective, reused by each call */
+    int64_t *block_len; /* R: the ring's super-shard lengths in one attention call */
 };
 
 /* Who holds what in one attention call; every rank derives all of it from (S, H, layout). */
