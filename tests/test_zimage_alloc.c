@@ -6,7 +6,8 @@
  * The count: this executable is linked with --wrap for malloc, calloc, realloc, aligned_alloc and
  * posix_memalign (CMakeLists.txt), so every such call in the test and in the static omnigen
  * libraries lands in __wrap_* below, counted, then goes to the C library. Calls made inside
- * shared libraries (oneDNN, OpenMP, libc itself) are not ours and not seen. */
+ * shared libraries (oneDNN, OpenMP, libc itself) are not ours and not seen (docs/status.md, "Op
+ * scratch", lists what they still allocate). */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
