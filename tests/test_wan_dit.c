@@ -1,7 +1,8 @@
 /* The Wan2.1 transformer against diffusers: every case of every fixture variant (the tiny
  * 2-head model, 5 heads with odd 3x6x10 and 5x2x4 latents in a sharded checkpoint, 3 heads x 16
- * with bf16 weights and no cross-attention norm), serial fp32, within 2e-6 relative (4.5e-7 measured); the config
- * reader; and the refusal of bad configs, requests and arenas with their messages. */
+ * with bf16 weights and no cross-attention norm), serial fp32, within 2e-6 relative (4.5e-7
+ * measured); the config reader; and the refusal of bad configs, requests and arenas with their
+ * messages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
