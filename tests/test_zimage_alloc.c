@@ -1,8 +1,8 @@
 /* A steady-state generation step allocates nothing from the heap: after warm-up, Z-Image
  * forwards on the fixture models (f32 and bf16 weights; exact and, where the build has it, the
  * bf16 precision with packed weights; serial and on two in-process ranks under Ulysses and under
- * Ring) and a repeated VAE decode make no malloc-family call from omnigen's code, and still match
- * the reference pipeline's outputs.
+ * Ring) and a repeated VAE decode (Z-Image's and Wan's) make no malloc-family call from omnigen's
+ * code, and still match the reference pipeline's outputs.
  * The count: this executable is linked with --wrap for malloc, calloc, realloc, aligned_alloc and
  * posix_memalign (CMakeLists.txt), so every such call in the test and in the static omnigen
  * libraries lands in __wrap_* below, counted, then goes to the C library. Calls made inside
@@ -22,6 +22,7 @@
 #include "test_zimage_fixture.h"
 #include "testutil.h"
 #include "vae/autoencoder_kl.h"
+#include "vae/autoencoder_kl_wan.h"
 
 static atomic_long heap_calls;
 
@@ -242,6 +243,46 @@ static void check_vae(const char *variant)
     og_st_close(ref);
 }
 
+/* The Wan VAE likewise: a repeated decode of T = 3 latent frames (bf16 weights, every causal
+ * conv's cache, the per-frame attention) allocates nothing and matches diffusers' video. */
+static void check_wan_vae(void)
+{
+    int failures_before = og_test_failures;
+    og_st_file *ref = NULL;
+    og_wan_vae *vae = NULL;
+    og_tensor z, video;
+    CHECK_OK(og_st_open(&ref, "tests/fixtures/wan/vae/wide/cases.safetensors"));
+    if (ref) {
+        CHECK_OK(og_st_get(ref, "t3.z", &z));
+        CHECK_OK(og_st_get(ref, "t3.video", &video));
+        CHECK_OK(og_wan_vae_load(&vae, "tests/fixtures/wan/vae/wide/vae"));
+    }
+    if (og_test_failures > failures_before) {
+        og_wan_vae_free(vae);
+        og_st_close(ref);
+        return;
+    }
+    const int64_t c = z.shape[0], t = z.shape[1], h = z.shape[2], w = z.shape[3];
+    const int64_t f = og_wan_vae_scale_factor(vae);
+    const size_t n = (size_t)(3 * og_wan_vae_frames(vae, t) * f * h * f * w);
+    float *first = malloc(n * sizeof *first), *out = malloc(n * sizeof *out);
+    CHECK_OK(og_wan_vae_decode(vae, z.data, c, t, h, w, first));
+    const long before = atomic_load(&heap_calls);
+    CHECK_OK(og_wan_vae_decode(vae, z.data, c, t, h, w, out));
+    const long calls = atomic_load(&heap_calls) - before;
+    const double err = og_test_rel_err_f(out, video.data, n);
+    printf("  Wan VAE decode [%lld, %lld, %lld, %lld]: %ld heap allocations on the second decode, "
+           "rel err %.3g\n",
+           (long long)c, (long long)t, (long long)h, (long long)w, calls, err);
+    CHECK(calls == 0, "Wan VAE: %ld heap allocations in a repeated decode", calls);
+    CHECK(memcmp(first, out, n * sizeof *out) == 0, "Wan VAE: the second decode differs");
+    CHECK(err < 1e-5, "Wan VAE: rel err %g against the reference video", err);
+    free(first);
+    free(out);
+    og_wan_vae_free(vae);
+    og_st_close(ref);
+}
+
 int main(void)
 {
     og_set_threads(2);
@@ -256,5 +297,6 @@ int main(void)
     check_sp("base", 2, 1);
     check_sp("base", 1, 2);
     check_vae("base");
+    check_wan_vae();
     return og_test_finish("test_zimage_alloc");
 }
