@@ -14,7 +14,7 @@ reference.safetensors with, per case <c>:
 Variants:
   tiny  MODELS.md's tiny config: 2 heads x 12, in/out 16, text_dim 32, ffn 32, 2 layers,
         rope_max_seq_len 32, cross_attn_norm; cases 2x4x6 (12 tokens, 7 text tokens) and 1x2x2
-        (1 token, 1 text token)
+        (1 token, 5 text tokens: more keys than queries)
   h5    5 heads x 12 (uneven over 2, 3 and 4 ranks), ffn 48, text_dim 20, odd latents 3x6x10
         (45 tokens) and 5x2x4 with 9 and 4 text tokens; saved as shards with an index
   plain 3 heads x 16 (RoPE split t 8, h 4, w 4), cross_attn_norm false, eps 1e-5, freq_dim 64,
@@ -97,7 +97,7 @@ def main():
                 image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=32)
     make_variant("tiny", dict(base, num_attention_heads=2, attention_head_dim=12, text_dim=32,
                               ffn_dim=32, num_layers=2),
-                 {"a": (2, 4, 6, 7, 999.0), "b": (1, 2, 2, 1, 3.5)}, seed=10)
+                 {"a": (2, 4, 6, 7, 999.0), "b": (1, 2, 2, 5, 3.5)}, seed=10)
     make_variant("h5", dict(base, num_attention_heads=5, attention_head_dim=12, text_dim=20,
                             ffn_dim=48, num_layers=2),
                  {"a": (3, 6, 10, 9, 757.25), "b": (5, 2, 4, 4, 41.0)}, shard=True, seed=20)
