@@ -2,7 +2,7 @@
  *
  * What the reference does (diffusers WanTransformer3DModel, text-to-video, batch 1):
  *   x    = Conv3d(kernel = stride = patch)(latents), tokens in (f, h, w) order, the patch vector
- *          (c, pt, ph, pw) as the conv weight flattens: one GEMM with the weight as [dim, C·pt·ph·pw]
+ *          (c, pt, ph, pw) as the conv weight flattens: one GEMM, weight as [dim, C·pt·ph·pw]
  *   temb = time_embedder(sinusoid(t))   sinusoid(freq_dim, [cos, sin], shift 0), Linear SiLU Linear
  *   proj = time_proj(SiLU(temb))        [6, dim]
  *   text = text_embedder(text)          Linear, GELU-tanh, Linear
