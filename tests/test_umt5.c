@@ -1,7 +1,7 @@
 /* umT5 encoder against transformers' UMT5EncoderModel (tools/make_wan_umt5_fixtures.py): the
  * relative-position buckets for distances -600..600, WanPipeline's prompt embeddings (the real
  * tokens' last_hidden_state, zero-padded to max_sequence_length) for five prompts including one
- * truncated at the limit, an unpadded 200-token prompt whose distances reach past max_distance,
+ * truncated at the limit, with their ids from text/unigram.c equal to the pipeline's, an unpadded 200-token prompt whose distances reach past max_distance,
  * and refused configs, checkpoints and ids. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "io/weights.h"
 #include "testutil.h"
 #include "text/umt5.h"
+#include "text/unigram.h"
 
 #define FIX "tests/fixtures/wan/umt5"
 static const double TOL = 1e-5;
@@ -31,6 +32,22 @@ static void check_buckets(const og_weights *ref)
                     (long long)((const int64_t *)t.data)[i]);
     }
     CHECK(bad == 0, "%d buckets differ from transformers'", bad);
+}
+
+/* The pipeline's ids of prompt i (WanPipeline: max_length, truncation, "</s>") from the tokenizer. */
+static void check_ids(const og_unigram *tok, const og_weights *ref, const char *prompt,
+                      const char *ids_name, int max_len)
+{
+    og_tensor rid;
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK_OK(og_weights_get(ref, ids_name, &rid));
+    CHECK_OK(og_unigram_encode(tok, prompt, strlen(prompt), true, max_len, &ids, &n));
+    bool same = rid.data && ids && rid.shape[0] == n;
+    for (int i = 0; same && i < n; i++)
+        same = ((const int64_t *)rid.data)[i] == ids[i];
+    CHECK(same, "%s: the tokenizer's ids differ from the pipeline's", ids_name);
+    free(ids);
 }
 
 /* ids from the fixture -> embeddings of n rows, then padding to max_len, against the reference. */
@@ -125,12 +142,20 @@ int main(void)
         CHECK(og_umt5_hidden(te) == 32, "d_model");
         int64_t max_len = 0;
         CHECK_OK(og_config_int(meta, "max_sequence_length", &max_len));
+        og_unigram *tok = NULL;
+        CHECK_OK(og_unigram_load(&tok, FIX "/tokenizer"));
         for (int i = 0; i < 5; i++) {
-            char idn[32], en[32];
+            char idn[32], en[32], key[64];
             snprintf(idn, sizeof idn, "ids_%d", i);
             snprintf(en, sizeof en, "embeds_%d", i);
+            snprintf(key, sizeof key, "prompt_%d", i);
+            const char *prompt = NULL;
+            CHECK_OK(og_config_string(meta, key, &prompt));
+            if (tok && prompt)
+                check_ids(tok, ref, prompt, idn, (int)max_len);
             check_prompt(te, ref, idn, en, (int)max_len);
         }
+        og_unigram_free(tok);
         check_prompt(te, ref, "long_ids", "long_embeds", 0);
 
         int32_t ids[] = {5, 207, 0}, bad[] = {5, 208};

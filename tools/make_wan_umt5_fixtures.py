@@ -18,7 +18,7 @@ import random
 import sys
 import tempfile
 
-import numpy as np
+import regex
 import sentencepiece as spm
 import torch
 from safetensors.torch import save_file
@@ -159,7 +159,7 @@ def prompts():
     ]
     words = WORDS + ["zebra", "quantum", "xylophone", "🐱", "日本", "ß", "İstanbul", "ǆ"]
     rand = []
-    for _ in range(42):
+    for _ in range(50):
         k = rng.randint(1, 20)
         parts = []
         for _ in range(k):
@@ -171,6 +171,29 @@ def prompts():
     return hand + rand + [long_prompt, long_prompt + " " + long_prompt]
 
 
+def byte_fallback_variant(tokenizer_json):
+    """The newer converter's layout on the same pieces: Precompiled + Strip(right) + Replace
+    "{2,}" -> "\u2581", Metaspace alone (no WhitespaceSplit), byte_fallback with <0xXX> pieces.
+    Returns the tokenizer and the parts the C test swaps into tokenizer.json to rebuild it."""
+    with open(tokenizer_json, encoding="utf-8") as f:
+        tj = json.load(f)
+    model = dict(tj["model"])
+    model["vocab"] = model["vocab"] + [["<0x%02X>" % b, -30.0] for b in range(256)]
+    model["byte_fallback"] = True
+    parts = {
+        "model": model,
+        "normalizer_rest": [
+            {"type": "Strip", "strip_left": False, "strip_right": True},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"}],
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always",
+                          "split": True},
+    }
+    tj["model"] = model
+    tj["normalizer"]["normalizers"] = tj["normalizer"]["normalizers"][:1] + parts["normalizer_rest"]
+    tj["pre_tokenizer"] = parts["pre_tokenizer"]
+    return Tokenizer.from_str(json.dumps(tj)), parts
+
+
 def tokenizer_fixtures(tmp):
     from transformers import AutoTokenizer
     tok, vocab_size = build_tokenizer(tmp)
@@ -178,6 +201,7 @@ def tokenizer_fixtures(tmp):
     tokenizer_folder(tok, tokdir)
     ref = AutoTokenizer.from_pretrained(tokdir)
     raw = Tokenizer.from_file(os.path.join(tokdir, "tokenizer.json"))
+    variant, variant_parts = byte_fallback_variant(os.path.join(tokdir, "tokenizer.json"))
     cases = []
     max_len = 64
     for p in prompts():
@@ -188,9 +212,13 @@ def tokenizer_fixtures(tmp):
         padded = ref(p, padding="max_length", max_length=max_len, truncation=True,
                      add_special_tokens=True, return_attention_mask=True)
         n = sum(padded["attention_mask"])
-        cases.append({"text": p, "ids": ids, "ids_64": padded["input_ids"][:n]})
+        cases.append({"text": p, "ids": ids, "ids_64": padded["input_ids"][:n],
+                      "normalized": raw.normalizer.normalize_str(p),
+                      "graphemes": [len(g) for g in regex.findall(r"\X", p)],
+                      "variant_ids": variant.encode(p).ids})
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump({"max_length": max_len, "cases": cases}, f, ensure_ascii=False, indent=0)
+        json.dump({"max_length": max_len, "variant": variant_parts, "cases": cases}, f,
+                  ensure_ascii=False, indent=0)
     return tokdir, vocab_size, ref
 
 
@@ -241,8 +269,10 @@ def encoder_fixtures(tokdir, vocab_size, ref_tok):
     tensors["buckets_32_128"] = attn._relative_position_bucket(rel).to(torch.int64).contiguous()
     save_file(tensors, os.path.join(OUT, "reference.safetensors"))
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump({"max_sequence_length": max_len, "prompts": meta,
-                   "long_tokens": int(long_ids.shape[1])}, f, ensure_ascii=False, indent=1)
+        flat = {"prompt_%d" % i: m["text"] for i, m in enumerate(meta)}
+        json.dump(dict({"max_sequence_length": max_len, "prompts": meta,
+                        "long_tokens": int(long_ids.shape[1])}, **flat), f, ensure_ascii=False,
+                  indent=1)
 
 
 def main():
