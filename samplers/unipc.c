@@ -403,6 +403,7 @@ og_status og_unipc_step(og_unipc *s, const float *model_output, int64_t timestep
     const int fresh = (s->head + 1) % slots;
     float *x0 = s->outputs + (size_t)n * (size_t)fresh;
     const float sigma = s->sigmas[idx];
+#pragma omp parallel for if (n > 65536)
     for (int64_t j = 0; j < n; j++)
         x0[j] = sample[j] - sigma * model_output[j];
 
