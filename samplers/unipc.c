@@ -314,6 +314,11 @@ og_status og_unipc_set_timesteps(og_unipc *s, int n, const double *mu)
                 x = 1.0 - (1.0 - x) / scale;
             if (i == 0 && fabs(x - 1.0) < 1e-6)
                 x -= 1e-6; /* keeps log(alpha) finite at the first step */
+            if (!(x > 0.0 && x < 1.0)) {
+                s->num_inference_steps = 0;
+                return og_fail(OG_ERR_INVALID_ARG, "UniPC: sigma %d of %d is %g, outside (0, 1): "
+                               "check flow_shift, mu and shift_terminal", i, n, x);
+            }
             last = x;
             s->sigmas[i] = (float)x;
             s->timesteps[i] = (int64_t)(x * T);

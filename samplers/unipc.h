@@ -87,7 +87,8 @@ og_status og_unipc_init(og_unipc *s, const og_unipc_config *c, int64_t numel);
 void og_unipc_free(og_unipc *s);
 
 /* set_timesteps(n, mu=*mu): sigmas, timesteps, and a reset of the multistep history. mu may be
- * NULL unless use_dynamic_shifting. Refuses (OG_ERR_INVALID_ARG) a schedule whose steps would
+ * NULL unless use_dynamic_shifting. Refuses (OG_ERR_INVALID_ARG) sigmas outside (0, 1) (a
+ * negative flow_shift, say) and a schedule whose steps would
  * produce non-finite values in the reference (a final sigma of zero with solver_type bh1, or with
  * an order > 1 last step when lower_order_final is off: diffusers returns NaN there). */
 og_status og_unipc_set_timesteps(og_unipc *s, int n, const double *mu);

@@ -247,6 +247,11 @@ static void check_config_and_refusals(const cJSON *root)
     CHECK(og_unipc_step(&s, v, 999, x) == OG_ERR_INVALID_ARG, "step before set_timesteps");
     CHECK(og_unipc_set_timesteps(&s, 5, NULL) == OG_ERR_INVALID_ARG, "dynamic shift without mu");
     og_unipc_free(&s);
+    c = OG_UNIPC_CONFIG_WAN;
+    c.flow_shift = -2.0;
+    CHECK_OK(og_unipc_init(&s, &c, 4));
+    CHECK(og_unipc_set_timesteps(&s, 4, NULL) == OG_ERR_INVALID_ARG, "negative flow_shift");
+    og_unipc_free(&s);
     /* Shift 1 with 1000 steps repeats timestep 999 (indices 0 and 1): without set_begin_index
      * the first step runs at index 1, as diffusers' index_for_timestep picks the second match. */
     c = OG_UNIPC_CONFIG_WAN;
