@@ -1,8 +1,9 @@
 /* umT5 encoder against transformers' UMT5EncoderModel (tools/make_wan_umt5_fixtures.py): the
  * relative-position buckets for distances -600..600, WanPipeline's prompt embeddings (the real
  * tokens' last_hidden_state, zero-padded to max_sequence_length) for five prompts including one
- * truncated at the limit, with their ids from text/unigram.c equal to the pipeline's, an unpadded 200-token prompt whose distances reach past max_distance,
- * and refused configs, checkpoints and ids. */
+ * truncated at the limit, with their ids from text/unigram.c equal to the pipeline's; an unpadded
+ * 401-token prompt whose distances reach past max_distance; refused configs, checkpoints and
+ * ids. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ static void check_buckets(const og_weights *ref)
     CHECK(bad == 0, "%d buckets differ from transformers'", bad);
 }
 
-/* The pipeline's ids of prompt i (WanPipeline: max_length, truncation, "</s>") from the tokenizer. */
+/* The pipeline's ids of a prompt (WanPipeline: max_length, truncation, "</s>") from the
+ * tokenizer. */
 static void check_ids(const og_unigram *tok, const og_weights *ref, const char *prompt,
                       const char *ids_name, int max_len)
 {

@@ -216,8 +216,8 @@ int main(void)
         free(ids);
     }
     if (tj) {
-        expect_refused(tj, "BPE model", "model", "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}",
-                       OG_ERR_UNSUPPORTED);
+        expect_refused(tj, "BPE model", "model",
+                       "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}", OG_ERR_UNSUPPORTED);
         expect_refused(tj, "no unk_id", "model.unk_id", "null", OG_ERR_UNSUPPORTED);
         expect_refused(tj, "bad vocab", "model.vocab", "[[\"a\", \"x\"]]", OG_ERR_FORMAT);
         expect_refused(tj, "Lowercase", "normalizer", "{\"type\": \"Lowercase\"}",

@@ -849,7 +849,7 @@ static og_status viterbi(const og_unigram *t, const char *s, size_t n, id_list *
         double base = node[b].score;
         bool single = false;
         for (size_t e = b + first; e <= n && e - b <= t->max_piece_len;
-             e += utf8_len((unsigned char)s[e < n ? e : n - 1])) {
+             e += utf8_len((unsigned char)s[e])) {
             int32_t id = piece_id(t, s + b, e - b);
             if (id >= 0) {
                 double cand = base + t->scores[id];
@@ -904,8 +904,10 @@ static og_status metaspace_word(const og_unigram *t, const char *s, size_t n, id
     for (size_t i = 0; i < n && st == OG_OK; i++)
         st = s[i] == ' ' ? buf_put(&w, t->meta_char, t->meta_len) : buf_put(&w, s + i, 1);
     size_t start = 0;
-    for (size_t i = 0; st == OG_OK && t->meta_split && i < w.n; i += utf8_len((unsigned char)w.s[i]))
-        if (i > start && i + t->meta_len <= w.n && memcmp(w.s + i, t->meta_char, t->meta_len) == 0) {
+    for (size_t i = 0; st == OG_OK && t->meta_split && i < w.n;
+         i += utf8_len((unsigned char)w.s[i]))
+        if (i > start && i + t->meta_len <= w.n &&
+            memcmp(w.s + i, t->meta_char, t->meta_len) == 0) {
             st = viterbi(t, w.s + start, i - start, out);
             start = i;
         }
