@@ -2,8 +2,8 @@
  * relative-position buckets for distances -600..600, WanPipeline's prompt embeddings (the real
  * tokens' last_hidden_state, zero-padded to max_sequence_length) for five prompts including one
  * truncated at the limit, with their ids from text/unigram.c equal to the pipeline's; an unpadded
- * 401-token prompt whose distances reach past max_distance; refused configs, checkpoints and
- * ids. */
+ * 401-token prompt whose distances reach past max_distance; the same model stored in bf16 (as
+ * released); refused configs, checkpoints and ids. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +159,15 @@ int main(void)
         }
         og_unigram_free(tok);
         check_prompt(te, ref, "long_ids", "long_embeds", 0);
+
+        /* The released encoder is bf16: the same weights stored as bf16. */
+        og_umt5 *bf = NULL;
+        CHECK_OK(og_umt5_load(&bf, FIX "/text_encoder_bf16"));
+        if (bf) {
+            check_prompt(bf, ref, "ids_0", "bf16_embeds_0", 0);
+            check_prompt(bf, ref, "ids_4", "bf16_embeds_4", 0);
+        }
+        og_umt5_free(bf);
 
         int32_t ids[] = {5, 207, 0}, bad[] = {5, 208};
         float out[3 * 32];

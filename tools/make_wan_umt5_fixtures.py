@@ -267,6 +267,17 @@ def encoder_fixtures(tokdir, vocab_size, ref_tok):
     rel = torch.arange(-600, 601)
     attn = model.encoder.block[0].layer[0].SelfAttention
     tensors["buckets_32_128"] = attn._relative_position_bucket(rel).to(torch.int64).contiguous()
+    # The released text encoder is bf16: the same model saved in bf16, and the embeddings of the
+    # f32 forward on the bf16-rounded weights (what the CPU encoder computes from that file).
+    model_bf16 = UMT5EncoderModel(cfg).eval()
+    model_bf16.load_state_dict(model.state_dict())
+    model_bf16.to(torch.bfloat16).save_pretrained(os.path.join(OUT, "text_encoder_bf16"),
+                                                  safe_serialization=True)
+    model_bf16.to(torch.float32)
+    for i in (0, 4):
+        ids = tensors["ids_%d" % i][None]
+        with torch.no_grad():
+            tensors["bf16_embeds_%d" % i] = model_bf16(ids).last_hidden_state[0].contiguous()
     save_file(tensors, os.path.join(OUT, "reference.safetensors"))
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
         flat = {"prompt_%d" % i: m["text"] for i, m in enumerate(meta)}
