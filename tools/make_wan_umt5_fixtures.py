@@ -286,8 +286,38 @@ def encoder_fixtures(tokdir, vocab_size, ref_tok):
                   indent=1)
 
 
+def prompt_clean_fixtures():
+    """WanPipeline's prompt_clean on prompts with HTML references and whitespace (no ftfy here)."""
+    from diffusers.pipelines.wan import pipeline_wan
+    if pipeline_wan.is_ftfy_available():
+        sys.exit("ftfy is installed: prompt_clean would run fix_text, which text/prompt_clean.c "
+                 "does not implement; run this script without ftfy")
+    hand = [
+        "", "   ", "plain prompt", "  a  cat\t\ton\n\nthe   mat  ", "\u3000ideographic\u3000space\u00a0nbsp",
+        "x\x1cfile\x1dgroup\x1erecord\x1funit\x85nel\u2028ls\u2029ps\u200bzwsp",
+        "fish &amp; chips", "&lt;b&gt;bold&lt;/b&gt;", "&amp;lt; twice", "&amp;amp;amp; three",
+        "&quot;quoted&quot; &apos;single&apos;", "&copy; &reg; &trade; &hellip; &mdash; &nbsp;x",
+        "&#65;&#66;&#x43;&#X44;&#x1F431; cat", "&#0; &#13; &#128; &#150; &#159; &#1; &#x7f; &#xFFFE;",
+        "&#xD800; &#1114112; &#99999999999999999999; &#x110000;", "&#65 no semicolon &#x41 too",
+        "&amp no semicolon &lt3 &copyright &notit; &notin; &not;", "&ampx &ltx; &AElig &AEligx",
+        "&unknown; & alone &; &# &#x &#xg; &&amp;", "&nGt; &acE; &NotEqualTilde; &fjlig;",
+        "&CounterClockwiseContourIntegral; &CounterClockwiseContourIntegralx;",
+        "&aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; long name", "a&b&c &amp&amp;",
+        "東京&amp;大阪 &#x6771;&#20140; café&eacute;", "&#9;tab&#10;newline&#32;space&nbsp;end",
+        "🐱 &#x1f436; 👩‍👩‍👧 &zwj;", "&Ascr;&Bopf;&Cfr;",
+    ]
+    rng = random.Random(5)
+    frags = ["&amp;", "&lt;", "&#", "&#x", "1", "f", ";", " ", "  ", "\t", "\n", "&", "amp", "lt",
+             "copy", "x", "東", "🐱", "&nbsp;", "&not", "in", "&#0", "\u3000", "é"]
+    rand = ["".join(rng.choice(frags) for _ in range(rng.randint(1, 24))) for _ in range(60)]
+    cases = [{"text": t, "clean": pipeline_wan.prompt_clean(t)} for t in hand + rand]
+    with open(os.path.join(OUT, "prompt_clean.json"), "w", encoding="utf-8") as f:
+        json.dump(cases, f, ensure_ascii=False, indent=0)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    prompt_clean_fixtures()
     with tempfile.TemporaryDirectory() as tmp:
         tokdir, vocab_size, ref = tokenizer_fixtures(tmp)
     encoder_fixtures(tokdir, vocab_size, ref)
