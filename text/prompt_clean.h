@@ -2,9 +2,9 @@
  * html.unescape twice, strip, every run of whitespace to one space, strip again, with Python's
  * definitions: HTML5 named and numeric character references with their legacy and invalid forms;
  * the runs are the regex package's \s (White_Space), the strips str.isspace (which adds
- * U+001C..U+001F, so those survive inside the prompt but not at its ends). ftfy's fix_text, which diffusers runs first when ftfy is installed,
- * is not applied (the reference environment has no ftfy). The tables come from
- * tools/gen_html_entities.py. */
+ * U+001C..U+001F, so those survive inside the prompt but not at its ends). ftfy's fix_text,
+ * which diffusers runs first when ftfy is installed, is not applied (the reference environment
+ * has no ftfy). The tables come from tools/gen_html_entities.py. */
 #ifndef OG_TEXT_PROMPT_CLEAN_H
 #define OG_TEXT_PROMPT_CLEAN_H
 

@@ -95,7 +95,8 @@ def build_tokenizer(tmp):
         f.write("\n".join(corpus_lines(rng, 3000)) + "\n")
     prefix = os.path.join(tmp, "spiece")
     spm.SentencePieceTrainer.train(
-        input=corpus, model_prefix=prefix, model_type="unigram", vocab_size=200, hard_vocab_limit=False,
+        input=corpus, model_prefix=prefix, model_type="unigram", vocab_size=200,
+        hard_vocab_limit=False,
         character_coverage=0.9995, normalization_rule_name="nmt_nfkc", pad_id=0, eos_id=1,
         unk_id=2, bos_id=-1, byte_fallback=False, split_digits=False, minloglevel=2)
     sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
@@ -293,11 +294,13 @@ def prompt_clean_fixtures():
         sys.exit("ftfy is installed: prompt_clean would run fix_text, which text/prompt_clean.c "
                  "does not implement; run this script without ftfy")
     hand = [
-        "", "   ", "plain prompt", "  a  cat\t\ton\n\nthe   mat  ", "\u3000ideographic\u3000space\u00a0nbsp",
+        "", "   ", "plain prompt", "  a  cat\t\ton\n\nthe   mat  ",
+        "\u3000ideographic\u3000space\u00a0nbsp",
         "x\x1cfile\x1dgroup\x1erecord\x1funit\x85nel\u2028ls\u2029ps\u200bzwsp",
         "fish &amp; chips", "&lt;b&gt;bold&lt;/b&gt;", "&amp;lt; twice", "&amp;amp;amp; three",
         "&quot;quoted&quot; &apos;single&apos;", "&copy; &reg; &trade; &hellip; &mdash; &nbsp;x",
-        "&#65;&#66;&#x43;&#X44;&#x1F431; cat", "&#0; &#13; &#128; &#150; &#159; &#1; &#x7f; &#xFFFE;",
+        "&#65;&#66;&#x43;&#X44;&#x1F431; cat",
+        "&#0; &#13; &#128; &#150; &#159; &#1; &#x7f; &#xFFFE;",
         "&#xD800; &#1114112; &#99999999999999999999; &#x110000;", "&#65 no semicolon &#x41 too",
         "&amp no semicolon &lt3 &copyright &notit; &notin; &not;", "&ampx &ltx; &AElig &AEligx",
         "&unknown; & alone &; &# &#x &#xg; &&amp;", "&nGt; &acE; &NotEqualTilde; &fjlig;",
