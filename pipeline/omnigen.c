@@ -100,9 +100,11 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
 {
     OG_TRY(og_model_dir_open(&ctx->md, model_dir));
     const char *pipe = og_model_dir_class(ctx->md);
+    if (pipe && strcmp(pipe, "WanPipeline") == 0)
+        return og_wan_pipe_open(ctx);
     if (!pipe || strcmp(pipe, "ZImagePipeline") != 0)
         return og_fail(OG_ERR_UNSUPPORTED, "model_index.json is a %s; this omnigen runs "
-                                           "ZImagePipeline folders",
+                                           "ZImagePipeline and WanPipeline folders",
                        pipe ? pipe : "folder without _class_name");
     OG_TRY(expect_component(ctx->md, "transformer",
                             (const char *[]){"ZImageTransformer2DModel", NULL}));
@@ -199,6 +201,7 @@ void og_free(og_ctx *ctx)
 {
     if (!ctx)
         return;
+    og_wan_pipe_free(ctx->wan);
     og_qwen3_free(ctx->text);
     og_dit_gpus_free(ctx->gpus);
     og_zimage_free(ctx->dit);
@@ -210,8 +213,15 @@ void og_free(og_ctx *ctx)
     free(ctx);
 }
 
-int og_size_multiple(const og_ctx *ctx) { return ctx->vae_scale * ctx->dit_cfg.patch_size; }
-int og_model_heads(const og_ctx *ctx) { return ctx->dit_cfg.n_heads; }
+int og_size_multiple(const og_ctx *ctx)
+{
+    return ctx->wan ? og_wan_pipe_size_multiple(ctx->wan) : ctx->vae_scale * ctx->dit_cfg.patch_size;
+}
+int og_model_heads(const og_ctx *ctx)
+{
+    return ctx->wan ? og_wan_pipe_heads(ctx->wan) : ctx->dit_cfg.n_heads;
+}
+bool og_model_is_video(const og_ctx *ctx) { return ctx->wan != NULL; }
 const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
 
 og_status og_ctx_load_weights(og_ctx *ctx)
@@ -221,6 +231,8 @@ og_status og_ctx_load_weights(og_ctx *ctx)
     const og_gemm_precision gp = ctx->lp.precision == OG_PRECISION_BF16 ? OG_GEMM_BF16 : OG_GEMM_EXACT;
     if ((s = og_gemm_set_precision(gp)) != OG_OK)
         return og_fail_context(s, "--precision %s", og_precision_name(ctx->lp.precision));
+    if (ctx->wan)
+        return og_wan_pipe_load_weights(ctx);
     if (!ctx->text && (s = og_qwen3_load(&ctx->text, ctx->text_dir)) != OG_OK)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
@@ -234,7 +246,7 @@ og_status og_ctx_load_weights(og_ctx *ctx)
 }
 
 /* The nearest multiples of m around v, for the error message. */
-static og_status check_size(const char *what, int v, int m)
+og_status og_check_size(const char *what, int v, int m)
 {
     if (v <= 0)
         return og_fail(OG_ERR_INVALID_ARG, "%s must be positive, got %d", what, v);
@@ -252,7 +264,7 @@ static og_status check_size(const char *what, int v, int m)
 }
 
 /* The folder of an output file must exist and be writable before any work starts. */
-static og_status check_output(const char *path)
+og_status og_check_output(const char *path)
 {
     if (!*path)
         return og_fail(OG_ERR_INVALID_ARG, "the output file name is empty");
@@ -296,6 +308,13 @@ int og_ctx_threads(const og_ctx *ctx, const og_gen_params *p)
     return plan.threads_per_rank * plan.local_ranks;
 }
 
+og_status og_ctx_check_launch(const og_ctx *ctx, const og_gen_params *p)
+{
+    og_rank_plan_in in;
+    og_rank_plan plan;
+    return ctx_plan(ctx, p, &in, &plan);
+}
+
 og_status og_ctx_run_ranks(og_ctx *ctx, const og_gen_params *p, og_rank_fn fn, void *arg)
 {
     og_rank_plan_in in;
@@ -337,8 +356,11 @@ static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
                                   const int64_t cap_len[2])
 {
     int m = og_size_multiple(ctx);
-    OG_TRY(check_size("width", p->width, m));
-    OG_TRY(check_size("height", p->height, m));
+    OG_TRY(og_check_size("width", p->width, m));
+    OG_TRY(og_check_size("height", p->height, m));
+    if (p->frames > 1)
+        return og_fail(OG_ERR_INVALID_ARG, "frames %d: this is an image model (frames 0 or 1)",
+                       p->frames);
     if (p->steps < 1)
         return og_fail(OG_ERR_INVALID_ARG, "steps must be at least 1, got %d", p->steps);
     if (!isfinite(p->guidance_scale) || p->guidance_scale < 0)
@@ -355,7 +377,7 @@ static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
     og_rank_plan plan;
     OG_TRY(ctx_plan(ctx, p, &in, &plan));
     if (p->output && og_ctx_writes_outputs(ctx))
-        OG_TRY(check_output(p->output));
+        OG_TRY(og_check_output(p->output));
     return OG_OK;
 }
 
@@ -389,7 +411,7 @@ static og_status validate(const og_ctx *ctx, const og_gen_params *p)
 
 og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
 {
-    og_status s = validate(ctx, p);
+    og_status s = ctx->wan ? og_wan_pipe_validate(ctx, p) : validate(ctx, p);
     /* The output folder is checked on world rank 0 only, so the verdict is agreed. */
     return og_ctx_world(ctx) ? og_comm_agree(og_ctx_world(ctx), s) : s;
 }

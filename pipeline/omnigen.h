@@ -25,7 +25,9 @@
  * What happens where:
  *   - og_load_dir reads model_index.json and every component's config, checks the pipeline and
  *     component classes (ZImagePipeline: ZImageTransformer2DModel, AutoencoderKL, Qwen3Model,
- *     a Qwen2 tokenizer, FlowMatchEulerDiscreteScheduler) and loads the tokenizer. Weights are
+ *     a Qwen2 tokenizer, FlowMatchEulerDiscreteScheduler; WanPipeline: WanTransformer3DModel,
+ *     AutoencoderKLWan, UMT5EncoderModel, a T5 tokenizer, UniPC or FlowMatch Euler — text to
+ *     video, CPU fp32 only, docs/wan.md) and loads the tokenizer. Weights are
  *     memory-mapped and checked on the first og_generate, after that call's parameters were
  *     validated, and then stay loaded for every later call (a batch loads them once).
  *   - og_generate validates every parameter before touching weights: sizes (a multiple of
@@ -42,6 +44,7 @@
 #ifndef OG_OMNIGEN_H
 #define OG_OMNIGEN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -107,8 +110,15 @@ typedef struct {
     og_progress_fn progress;     /* optional */
     void *progress_user;
     /* Test hook: when set, [16, height/8, width/8] f32 latents used instead of the seeded noise
-     * (the reference fixtures were drawn by torch's RNG, which omnigen does not reproduce). */
+     * (the reference fixtures were drawn by torch's RNG, which omnigen does not reproduce);
+     * [16, latent frames, height/8, width/8] for a video model. */
     const float *initial_latents;
+    /* Video models (og_model_is_video): frames to make, 1 + 4k for Wan2.1 (0 = the model's
+     * default, 81 for Wan2.1); output ending in .mp4 gets an MP4 at fps frames per second (0 =
+     * the model's, 16 for Wan2.1), .png the frame of a 1-frame request. Wan guides only when
+     * guidance_scale > 1, as WanPipeline (its default is 5). Image models take frames 0 or 1. */
+    int frames;
+    int fps;
 } og_gen_params;
 
 #define OG_GEN_PARAMS_DEFAULT                                                              \
@@ -119,9 +129,11 @@ typedef struct {
 
 typedef struct {
     int width, height;  /* pixels */
-    uint8_t *rgb;       /* width*height*3 bytes, row-major, RGB */
+    int frames;         /* 1 for an image; a video's frame count */
+    uint8_t *rgb;       /* frames x width*height*3 bytes, row-major, RGB, frame after frame */
     /* The final latents before the VAE ([latent_channels, latent_height, latent_width] f32). */
     int latent_channels, latent_height, latent_width;
+    int latent_frames; /* video: latents are [latent_channels, latent_frames, h, w]; else 1 */
     float *latents;
     double seconds_encode, seconds_denoise, seconds_decode;
 } og_image_result;
@@ -134,6 +146,8 @@ void og_free(og_ctx *ctx);
 int og_size_multiple(const og_ctx *ctx);
 /* The attention heads of the DiT (what ulysses_degree divides). */
 int og_model_heads(const og_ctx *ctx);
+/* True for a text-to-video folder (WanPipeline): og_gen_params.frames applies. */
+bool og_model_is_video(const og_ctx *ctx);
 /* The folder og_load_dir was given. */
 const char *og_model_path(const og_ctx *ctx);
 

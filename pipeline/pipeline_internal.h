@@ -16,6 +16,7 @@
 
 typedef struct og_vae og_vae;
 typedef struct og_qwen3 og_qwen3;
+typedef struct og_wan_pipe og_wan_pipe; /* wan_pipeline.c */
 
 struct og_ctx {
     char *root;
@@ -40,6 +41,8 @@ struct og_ctx {
     /* Per og_generate with a multi-process world: the agreement before the denoising loop was
      * made (start_agreed) and passed (start_ok); see og_ctx_run_ranks. */
     bool start_agreed, start_ok;
+    /* A WanPipeline folder: everything Wan (wan_pipeline.c); NULL for Z-Image. */
+    og_wan_pipe *wan;
 };
 
 /* The multi-process world of ctx (lp.world of more than one rank), else NULL. */
@@ -62,5 +65,22 @@ og_status og_prompt_ids(const og_ctx *ctx, const og_gen_params *p, int branch, i
 
 /* Loads the weights once (no-op when loaded). */
 og_status og_ctx_load_weights(og_ctx *ctx);
+
+/* Request checks shared by the pipelines: v a positive multiple of m (the message names the
+ * nearest ones); the output file's folder writable; the launch plan of p possible here. */
+og_status og_check_size(const char *what, int v, int m);
+og_status og_check_output(const char *path);
+og_status og_ctx_check_launch(const og_ctx *ctx, const og_gen_params *p);
+
+/* Wan2.1 (wan_pipeline.c): open_dir hands a WanPipeline folder to og_wan_pipe_open, and the
+ * public calls dispatch on ctx->wan. */
+og_status og_wan_pipe_open(og_ctx *ctx);
+void og_wan_pipe_free(og_wan_pipe *w);
+int og_wan_pipe_size_multiple(const og_wan_pipe *w);
+int og_wan_pipe_heads(const og_wan_pipe *w);
+og_status og_wan_pipe_validate(const og_ctx *ctx, const og_gen_params *p);
+og_status og_wan_pipe_load_weights(og_ctx *ctx);
+og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out,
+                               double t_start);
 
 #endif

@@ -269,6 +269,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     OG_TRY(s);
     out->width = p->width;
     out->height = p->height;
+    out->frames = out->latent_frames = 1;
     if (p->output)
         OG_TRY(write_png(ctx, p, out));
     out->seconds_decode = now_s() - t_dec;
@@ -288,7 +289,8 @@ og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
     float *cap[2] = {NULL, NULL}, *init = NULL;
     float *sigmas = malloc(sizeof(float) * (size_t)(p->steps + 1));
     float *timesteps = malloc(sizeof(float) * (size_t)p->steps);
-    og_status s = sigmas && timesteps
+    og_status s = ctx->wan ? og_wan_pipe_generate(ctx, p, out, t_start)
+                  : sigmas && timesteps
                       ? generate(ctx, p, out, t_start, cap, &init, sigmas, timesteps)
                       : og_fail(OG_ERR_OOM, "out of memory");
     free(cap[0]);
