@@ -29,7 +29,11 @@ static bool run_one(og_ctx *ctx, const og_gen_params *p, const char *label, cons
         fprintf(stderr, "omnigen: %s%s\n", where, og_error_message());
         return false;
     }
-    if (leader)
+    if (leader && img.frames > 1)
+        fprintf(stderr, "omnigen: wrote %s (%d frames %dx%d, seed %llu, %d steps, %.2fs)\n",
+                q.output, img.frames, img.width, img.height, (unsigned long long)q.seed, q.steps,
+                img.seconds_encode + img.seconds_denoise + img.seconds_decode);
+    else if (leader)
         fprintf(stderr, "omnigen: wrote %s (%dx%d, seed %llu, %d steps, %.2fs)\n", q.output,
             img.width, img.height, (unsigned long long)q.seed, q.steps,
             img.seconds_encode + img.seconds_denoise + img.seconds_decode);
@@ -102,6 +106,7 @@ int og_cli_generate(int argc, char **argv)
         og_cli_world_end(&o);
         return 1;
     }
+    og_cli_model_defaults(&o, ctx);
     if (o.prompt_file) {
         rc = run_batch(ctx, &o);
     } else if (og_validate(ctx, &o.p) != OG_OK) {

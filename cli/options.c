@@ -34,9 +34,12 @@ static const char generate_usage[] =
     "  --width N, --height N  image size in pixels, multiples of 16 (default 1024)\n"
     "  --steps N              denoising steps (default 8)\n"
     "  --guidance-scale X     classifier-free guidance; 0 turns it off (default 0)\n"
+    "  --frames N             video models (Wan2.1): frames to make, 1 + 4k (default 81)\n"
+    "  --fps N                video models: MP4 frame rate (default 16)\n"
     "  --seed N               noise seed; the same seed gives the same image on every\n"
     "                         parallel layout (default 42)\n"
-    "  -o, --output FILE      PNG to write (default omnigen.png)\n"
+    "  -o, --output FILE      PNG to write (default omnigen.png); a video model writes an\n"
+    "                         MP4 (default omnigen.mp4), or a PNG of a 1-frame video\n"
     "  --ulysses-degree N     ranks splitting attention heads (default 1)\n"
     "  --ring-degree N        ranks passing K/V around a ring (default 1)\n"
     "  --ulysses-mode MODE    strict (heads divisible by the Ulysses degree) or advanced_uaa\n"
@@ -52,6 +55,10 @@ static const char generate_usage[] =
     "                         processes (default auto)\n"
     "  -v, --verbose          more log output (twice: debug)\n"
     "  --help, --version\n"
+    "\n"
+    "A Wan2.1 (WanPipeline) folder makes a video; flags left out take its defaults:\n"
+    "832x480 (less where the model's RoPE table is smaller), 81 frames, 50 steps,\n"
+    "guidance 5 (guidance is on above 1), 16 fps.\n"
     "\n"
     "World size = cfg x ring x ulysses degree: threads of this process, or under\n"
     "mpiexec -np <world size> one rank per process (rank 0 prints and writes).\n"
@@ -138,7 +145,7 @@ static bool parse_guidance(const char *flag, const char *s, float *out)
 typedef enum {
     F_HOST, F_PORT, F_MODEL, F_PROMPT, F_NEG, F_WIDTH, F_HEIGHT, F_STEPS, F_GUIDANCE, F_SEED, F_OUTPUT,
     F_ULYSSES, F_RING, F_UMODE, F_CFG, F_BACKEND, F_DEVICES, F_PRECISION, F_THREADS, F_PROMPT_FILE,
-    F_LAUNCHER, F_HELP, F_VERSION, F_VERBOSE
+    F_LAUNCHER, F_HELP, F_VERSION, F_VERBOSE, F_FRAMES, F_FPS
 } flag_id;
 
 enum { GEN = 1 << OG_CLI_GENERATE, SERVE = 1 << OG_CLI_SERVE, BOTH = GEN | SERVE };
@@ -172,6 +179,8 @@ static const flag_def flags[] = {
     {"--threads", NULL, F_THREADS, true, BOTH},
     {"--prompt-file", NULL, F_PROMPT_FILE, true, GEN},
     {"--launcher", NULL, F_LAUNCHER, true, GEN},
+    {"--frames", NULL, F_FRAMES, true, BOTH},
+    {"--fps", NULL, F_FPS, true, GEN},
     {"--help", "-h", F_HELP, false, BOTH},
     {"--version", NULL, F_VERSION, false, BOTH},
     {"--verbose", "-v", F_VERBOSE, false, BOTH},
@@ -237,6 +246,12 @@ static bool apply_flag(og_cli_opts *o, const flag_def *f, const char *name, cons
     case F_LAUNCHER:
         if (og_launcher_parse(v, &o->launcher) != OG_OK)
             return usage_error("%s: expected auto, threads or mpi, got '%s'", name, v);
+        return true;
+    case F_FRAMES: return parse_pos_int(name, v, &p->frames);
+    case F_FPS:
+        if (!parse_int(name, v, 1, 240, "a frame rate from 1 to 240", &n))
+            return false;
+        p->fps = (int)n;
         return true;
     case F_HELP: case F_VERSION: case F_VERBOSE: return true;
     }
@@ -321,6 +336,7 @@ static int parse_flags(og_cli_opts *o, int argc, char **argv)
         }
         if (!apply_flag(o, f, name, v))
             return OG_EXIT_USAGE;
+        o->given |= UINT64_C(1) << f->id;
     }
     return -1;
 }
@@ -427,3 +443,23 @@ void og_cli_world_end(og_cli_opts *o)
 }
 
 bool og_cli_leader(const og_cli_opts *o) { return !o->lp.world || o->lp.world->rank == 0; }
+
+void og_cli_model_defaults(og_cli_opts *o, const og_ctx *ctx)
+{
+    if (!og_model_is_video(ctx))
+        return;
+    og_gen_params d = o->p;
+    og_model_defaults(ctx, &d);
+#define TAKE(flag, field)                                                                    \
+    if (!(o->given & (UINT64_C(1) << (flag))))                                               \
+        o->p.field = d.field;
+    TAKE(F_WIDTH, width)
+    TAKE(F_HEIGHT, height)
+    TAKE(F_FRAMES, frames)
+    TAKE(F_STEPS, steps)
+    TAKE(F_GUIDANCE, guidance_scale)
+    TAKE(F_FPS, fps)
+#undef TAKE
+    if (o->mode == OG_CLI_GENERATE && !(o->given & (UINT64_C(1) << F_OUTPUT)))
+        o->p.output = "omnigen.mp4";
+}

@@ -23,6 +23,7 @@ typedef struct {
     og_load_params lp;       /* lp.world: set by og_cli_world_start under MPI */
     og_launcher launcher;    /* generate: threads or mpi once parsed (auto resolved) */
     int verbose;
+    uint64_t given;          /* a bit per flag given on the command line (options.c) */
 } og_cli_opts;
 
 /* Fills o for the subcommand from argv[1..argc) (argv[0] is the subcommand or program): the
@@ -40,5 +41,9 @@ int og_cli_world_start(og_cli_opts *o);
 void og_cli_world_end(og_cli_opts *o);
 /* True on the process that prints progress and results: world rank 0, or the only process. */
 bool og_cli_leader(const og_cli_opts *o);
+
+/* After og_load_dir: a video model's own defaults (og_model_defaults; output omnigen.mp4) for
+ * the flags the command line left out. Nothing changes for an image model. */
+void og_cli_model_defaults(og_cli_opts *o, const og_ctx *ctx);
 
 #endif

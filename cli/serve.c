@@ -32,6 +32,7 @@ int og_cli_serve(int argc, char **argv)
         fprintf(stderr, "omnigen serve: --model %s: %s\n", o.model, og_error_message());
         return 1;
     }
+    og_cli_model_defaults(&o, ctx);
     og_server_options so = {.host = o.host, .port = o.port, .defaults = o.p};
     og_server *srv;
     if (og_server_start(&srv, ctx, &so) != OG_OK) {

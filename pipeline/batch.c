@@ -208,9 +208,10 @@ void og_batch_free(og_batch *b)
 void og_batch_output_name(char *buf, size_t cap, const char *base, int line)
 {
     size_t n = strlen(base);
-    if (n >= 4 && strcasecmp(base + n - 4, ".png") == 0)
+    const char *ext = n >= 4 && strcasecmp(base + n - 4, ".mp4") == 0 ? ".mp4" : ".png";
+    if (n >= 4 && strcasecmp(base + n - 4, ext) == 0)
         n -= 4;
-    snprintf(buf, cap, "%.*s-%d.png", (int)n, base, line);
+    snprintf(buf, cap, "%.*s-%d%s", (int)n, base, line, ext);
 }
 
 void og_batch_apply(const og_batch_job *job, og_gen_params *p)

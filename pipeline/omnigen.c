@@ -222,6 +222,11 @@ int og_model_heads(const og_ctx *ctx)
     return ctx->wan ? og_wan_pipe_heads(ctx->wan) : ctx->dit_cfg.n_heads;
 }
 bool og_model_is_video(const og_ctx *ctx) { return ctx->wan != NULL; }
+void og_model_defaults(const og_ctx *ctx, og_gen_params *p)
+{
+    if (ctx->wan)
+        og_wan_pipe_defaults(ctx->wan, p);
+}
 const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
 
 og_status og_ctx_load_weights(og_ctx *ctx)

@@ -148,6 +148,11 @@ int og_size_multiple(const og_ctx *ctx);
 int og_model_heads(const og_ctx *ctx);
 /* True for a text-to-video folder (WanPipeline): og_gen_params.frames applies. */
 bool og_model_is_video(const og_ctx *ctx);
+/* Sets p's size, frames, steps, guidance_scale and fps to the model's own defaults: for Wan2.1
+ * WanPipeline's 832x480 (each side clipped to what the transformer's RoPE table holds), 81
+ * frames, 50 steps, guidance 5, and 16 fps; an image model leaves p as it is
+ * (OG_GEN_PARAMS_DEFAULT holds Z-Image's). */
+void og_model_defaults(const og_ctx *ctx, og_gen_params *p);
 /* The folder og_load_dir was given. */
 const char *og_model_path(const og_ctx *ctx);
 

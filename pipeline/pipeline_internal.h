@@ -78,6 +78,7 @@ og_status og_wan_pipe_open(og_ctx *ctx);
 void og_wan_pipe_free(og_wan_pipe *w);
 int og_wan_pipe_size_multiple(const og_wan_pipe *w);
 int og_wan_pipe_heads(const og_wan_pipe *w);
+void og_wan_pipe_defaults(const og_wan_pipe *w, og_gen_params *p);
 og_status og_wan_pipe_validate(const og_ctx *ctx, const og_gen_params *p);
 og_status og_wan_pipe_load_weights(og_ctx *ctx);
 og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out,

@@ -201,6 +201,19 @@ int og_wan_pipe_size_multiple(const og_wan_pipe *w)
 
 int og_wan_pipe_heads(const og_wan_pipe *w) { return w->dit_cfg.heads; }
 
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+void og_wan_pipe_defaults(const og_wan_pipe *w, og_gen_params *p)
+{
+    const og_wan_config *c = &w->dit_cfg;
+    p->height = min_int(480, c->rope_max_seq_len * c->patch[1] * w->vae_spatial);
+    p->width = min_int(832, c->rope_max_seq_len * c->patch[2] * w->vae_spatial);
+    p->frames = min_int(WAN_DEFAULT_FRAMES, 1 + w->vae_temporal * (c->rope_max_seq_len * c->patch[0] - 1));
+    p->steps = 50;
+    p->guidance_scale = 5.0f;
+    p->fps = WAN_DEFAULT_FPS;
+}
+
 og_status og_wan_pipe_load_weights(og_ctx *ctx)
 {
     og_wan_pipe *w = ctx->wan;
@@ -271,11 +284,11 @@ static og_status check_frames(const og_wan_pipe *w, int frames)
     const int k = w->vae_temporal;
     if (frames < 1)
         return og_fail(OG_ERR_INVALID_ARG, "frames must be at least 1, got %d (valid: 1, %d, %d, "
-                                           "...: 1 + %d·k)",
+                                           "...: 1 + %dk)",
                        frames, 1 + k, 1 + 2 * k, k);
     if ((frames - 1) % k != 0) {
         int lo = (frames - 1) / k * k + 1;
-        return og_fail(OG_ERR_INVALID_ARG, "frames %d is not 1 + %d·k (the VAE makes %d frames "
+        return og_fail(OG_ERR_INVALID_ARG, "frames %d is not 1 + %dk (the VAE makes %d frames "
                                            "per latent frame after the first): try %d or %d",
                        frames, k, k, lo, lo + k);
     }

@@ -279,7 +279,7 @@ static void test_outputs_and_refusals(og_ctx *ctx)
         CHECK(!img.rgb && !img.latents && img.frames == 0, "%s: result not zeroed", #edit);  \
         CHECK(og_test_count_entries(dir) == 0, "%s: left a file behind", #edit);             \
     } while (0)
-    REFUSE(p.frames = 4, OG_ERR_INVALID_ARG, "frames 4 is not 1 + 4·k");
+    REFUSE(p.frames = 4, OG_ERR_INVALID_ARG, "frames 4 is not 1 + 4k");
     REFUSE(p.frames = 8, OG_ERR_INVALID_ARG, "try 5 or 9");
     REFUSE(p.frames = -3, OG_ERR_INVALID_ARG, "frames must be at least 1");
     REFUSE(p.width = 40, OG_ERR_INVALID_ARG, "width 40 is not a multiple of 16");
