@@ -25,7 +25,9 @@
  * (String or Regex pattern; PCRE2), Strip, NFC; pre_tokenizer null, WhitespaceSplit, Metaspace
  * (prepend_scheme always or never, or the older add_prefix_space; split), or a Sequence of
  * WhitespaceSplit then Metaspace; post_processor null or TemplateProcessing; added tokens without
- * lstrip/rstrip/single_word. A loaded tokenizer is read-only: encode from many threads at once. */
+ * lstrip/rstrip/single_word. A loaded tokenizer is read-only: encode from many threads at once.
+ * transformers 5's T5Tokenizer ignores the file's pre-tokenizer, normalizers other than
+ * Precompiled, and byte_fallback (docs/wan.md): for T5's usual file the ids are the same. */
 #ifndef OG_TEXT_UNIGRAM_H
 #define OG_TEXT_UNIGRAM_H
 
