@@ -1,5 +1,5 @@
 /* Wan2.1 text-to-video through the public C API against diffusers' WanPipeline
- * (tools/make_wan_fixtures.py on models/wan-tiny): with the reference's initial latents injected,
+ * (tools/make_wan_fixtures.py on models/wan-tiny, with UniPC, and with FlowMatch Euler): with the reference's initial latents injected,
  * the final latents must match (fp32, ~1e-5) and the frames must be within 1/255 of the
  * reference's "np" frames; the parallel layouts 2x1, 1x2, 2x2, cfg 2 and cfg 2 x ulysses 2
  * must equal the serial run; the MP4 written must read back (libavformat) with the frame count,
@@ -319,6 +319,14 @@ int main(void)
     run_case(ctx, ref, cases, "plain", &r2, 1);
     test_outputs_and_refusals(ctx);
     og_free(ctx);
+
+    /* The same model with FlowMatchEulerDiscreteScheduler in its folder. */
+    ctx = NULL;
+    CHECK_OK(og_load_dir(&ctx, "tests/fixtures/wan/pipeline/euler", NULL));
+    if (ctx)
+        run_case(ctx, ref, cases, "euler", &u2r2, 1);
+    og_free(ctx);
+    ctx = NULL;
 
     /* A Wan folder on the CUDA backend or in bf16 is refused at load with a clear message. */
     og_load_params lp = OG_LOAD_PARAMS_DEFAULT;

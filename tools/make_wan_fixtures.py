@@ -18,6 +18,9 @@ tests/fixtures/wan/pipeline/reference.safetensors holds, per case <c> (meta.json
   <c>.frames  [F, H, W, 3]       the output frames, output_type "np" (f32 in [0, 1])
 Cases: "cfg"   48x32 (HxW), 5 frames, 3 steps, guidance 5.0 with a negative prompt
        "plain" 32x48, 1 frame, 2 steps, guidance 1.0 (no guidance in WanPipeline)
+       "euler" 32x32, 9 frames, 3 steps, guidance 4.0, on tests/fixtures/wan/pipeline/euler/: the
+               same model with FlowMatchEulerDiscreteScheduler (shift 3) instead of UniPC; its
+               components are relative symlinks to models/wan-tiny
 Seeds are fixed; fp32 on the CPU. Run from anywhere: python3 tools/make_wan_fixtures.py
 """
 import json
@@ -54,6 +57,28 @@ CASES = {
     "plain": dict(prompt="slow motion waves at sunset", negative_prompt=None, height=32, width=48,
                   num_frames=1, num_inference_steps=2, guidance_scale=1.0, seed=2),
 }
+
+EULER_CASE = dict(prompt="a lighthouse at night", negative_prompt="daylight", height=32, width=32,
+                  num_frames=9, num_inference_steps=3, guidance_scale=4.0, seed=3)
+
+
+def euler_folder():
+    """tests/fixtures/wan/pipeline/euler: model_index.json and scheduler/ of its own, the other
+    components linked to models/wan-tiny."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    d = os.path.join(OUT, "euler")
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    with open(os.path.join(MODEL, "model_index.json")) as f:
+        index = json.load(f)
+    index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
+    with open(os.path.join(d, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+    FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(os.path.join(d, "scheduler"))
+    for c in ("tokenizer", "text_encoder", "transformer", "vae"):
+        os.symlink(os.path.relpath(os.path.join(MODEL, c), d), os.path.join(d, c))
+    return d
 
 
 def jitter_(model, seed, names):
@@ -146,9 +171,13 @@ def main():
     tensors = {}
     for name, c in CASES.items():
         run_case(pipe, name, c, tensors)
+    euler = WanPipeline.from_pretrained(euler_folder(), torch_dtype=torch.float32)
+    euler.set_progress_bar_config(disable=True)
+    run_case(euler, "euler", EULER_CASE, tensors)
     save_file(tensors, os.path.join(OUT, "reference.safetensors"))
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump({"model": "models/wan-tiny", "cases": CASES}, f, indent=1)
+        json.dump({"model": "models/wan-tiny", "cases": dict(CASES, euler=EULER_CASE),
+                   "euler_model": "tests/fixtures/wan/pipeline/euler"}, f, indent=1)
     print("wrote", MODEL, "and", OUT)
 
 
