@@ -11,7 +11,6 @@
  * bit-identical) and no broadcast is needed. Guidance is WanPipeline's
  * `uncond + s·(cond − uncond)`, on only when s > 1; cfg_degree 2 gives each CFG group one branch
  * and the two swap their predictions (og_sp_cfg_exchange). */
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "samplers/flowmatch.h"
 #include "samplers/noise.h"
 #include "samplers/unipc.h"
+#include "text/prompt_clean.h"
 #include "text/umt5.h"
 #include "text/unigram.h"
 #include "vae/autoencoder_kl_wan.h"
@@ -243,38 +243,15 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* WanPipeline's prompt_clean without ftfy: runs of whitespace become one space, and the ends are
- * stripped. (The reference also unescapes HTML entities twice, and runs ftfy when installed.) */
-static char *clean_prompt(const char *text)
-{
-    char *out = malloc(strlen(text) + 1);
-    if (!out)
-        return NULL;
-    size_t n = 0;
-    bool space = false;
-    for (const char *c = text; *c; c++) {
-        if (isspace((unsigned char)*c)) {
-            space = n > 0;
-            continue;
-        }
-        if (space)
-            out[n++] = ' ';
-        space = false;
-        out[n++] = *c;
-    }
-    out[n] = '\0';
-    return out;
-}
-
 static og_status prompt_ids(const og_wan_pipe *w, const og_gen_params *p, int branch,
                             int32_t **ids, int *n)
 {
     const char *text = branch ? (p->negative_prompt ? p->negative_prompt : "") : p->prompt;
-    char *clean = clean_prompt(text);
-    if (!clean)
-        return og_fail(OG_ERR_OOM, "out of memory");
-    og_status s = og_unigram_encode(w->tok, clean, strlen(clean), true, p->max_sequence_length,
-                                    ids, n);
+    char *clean;
+    og_status s = og_prompt_clean(text, &clean); /* WanPipeline's prompt_clean (no ftfy) */
+    if (s != OG_OK)
+        return og_fail_context(s, branch ? "negative prompt" : "prompt");
+    s = og_unigram_encode(w->tok, clean, strlen(clean), true, p->max_sequence_length, ids, n);
     free(clean);
     return s == OG_OK ? OG_OK : og_fail_context(s, branch ? "negative prompt" : "prompt");
 }
