@@ -21,7 +21,8 @@
 static const char generate_usage[] =
     "usage: omnigen [generate] [--model DIR] (--prompt TEXT | --prompt-file FILE) [options]\n"
     "\n"
-    "Text to image with a diffusers Z-Image model folder.\n"
+    "Text to image with a diffusers Z-Image model folder, or text to video (MP4) with a\n"
+    "Wan2.1 one.\n"
     "\n"
     "  --model DIR            model folder (default: $OMNIGEN_MODEL, else the bundled\n"
     "                         models/zimage-tiny)\n"
