@@ -27,6 +27,12 @@ refused "a PNG holds one frame" --frames 5 -o "$tmp/out/a.png"
 refused "writes .mp4 files" --frames 5 -o "$tmp/out/a.gif"
 refused "width 40 is not a multiple of 16" --frames 5 --width 40 -o "$tmp/out/a.mp4"
 refused "expected a frame rate" --frames 5 --fps 0 -o "$tmp/out/a.mp4"
+# An image model takes no --frames above 1.
+rc=0
+"$omnigen" --model "$tiny" --prompt "a fox" --width 32 --height 32 --steps 1 --frames 5 \
+  -o "$tmp/out/z.png" 2>"$tmp/err" || rc=$?
+[ "$rc" = 2 ] && grep -qF "this is an image model" "$tmp/err" || { cat "$tmp/err"; fail "Z-Image --frames 5 exited $rc"; }
+[ -z "$(ls -A "$tmp/out")" ] || fail "Z-Image --frames 5 left $(ls -A "$tmp/out")"
 
 # One frame to a PNG.
 gen --prompt "a fox" --frames 1 -o "$tmp/one.png" 2>"$tmp/err" || { cat "$tmp/err"; fail "1-frame PNG"; }
