@@ -1,5 +1,5 @@
-/* Qwen3 decoder stack as a text encoder: config and weight loading by checkpoint name, and the
- * forward pass up to hidden_states[-2] (see text/qwen3.h for the math). */
+/* Qwen3 / Qwen2.5-VL decoder stack as a text encoder: config and weight loading by checkpoint
+ * name, and the forward pass up to hidden_states[-2] or [-1] (see text/qwen3.h for the math). */
 #include "text/qwen3.h"
 
 #include <math.h>
@@ -36,7 +36,55 @@ static og_status cfg_int(const og_config *c, const char *key, int64_t lo, int64_
     return OG_OK;
 }
 
-static og_status read_config(og_qwen3 *m, const char *dir, bool *bias)
+/* "text_config.<name>" when the Qwen2.5-VL config nests its text model, else "<name>". */
+static const char *ckey(char *buf, size_t size, const char *prefix, const char *name)
+{
+    snprintf(buf, size, "%s%s", prefix, name);
+    return buf;
+}
+
+/* RoPE: rope_theta at the top level or in rope_parameters (transformers 5), the type in
+ * rope_parameters or rope_scaling ("type" in older Qwen2.5-VL files). Only unscaled RoPE; for
+ * Qwen2.5-VL also mrope, whose sections must cover head_dim / 2 (see text/qwen3.h). */
+static og_status read_rope(og_qwen3 *m, const og_config *c, const char *pre, bool vl)
+{
+    char k[160];
+    const char *path = og_config_path(c);
+    if (og_config_has(c, ckey(k, sizeof k, pre, "rope_theta")))
+        OG_TRY(og_config_float(c, k, &m->theta));
+    else
+        OG_TRY(og_config_float_or(c, ckey(k, sizeof k, pre, "rope_parameters.rope_theta"), 1e6,
+                                  &m->theta));
+    const char *rope_type = "default", *group = "rope_parameters";
+    if (og_config_has(c, ckey(k, sizeof k, pre, "rope_scaling")))
+        group = "rope_scaling";
+    char name[64];
+    snprintf(name, sizeof name, "%s.rope_type", group);
+    if (!og_config_has(c, ckey(k, sizeof k, pre, name)))
+        snprintf(name, sizeof name, "%s.type", group);
+    if (og_config_has(c, ckey(k, sizeof k, pre, name)))
+        OG_TRY(og_config_string(c, k, &rope_type));
+    if (strcmp(rope_type, "default") != 0 && !(vl && strcmp(rope_type, "mrope") == 0))
+        return og_fail(OG_ERR_UNSUPPORTED, "%s: RoPE scaling %s is not supported", path, rope_type);
+    snprintf(name, sizeof name, "%s.mrope_section", group);
+    if (vl && og_config_has(c, ckey(k, sizeof k, pre, name))) {
+        int64_t sec[8];
+        int ns = 0;
+        OG_TRY(og_config_int_array(c, k, sec, 8, &ns));
+        int64_t sum = 0;
+        bool positive = true;
+        for (int i = 0; i < ns; i++) {
+            sum += sec[i];
+            positive = positive && sec[i] > 0;
+        }
+        if (ns != 3 || !positive || sum != m->head_dim / 2)
+            return og_fail(OG_ERR_FORMAT, "%s: %s must be three positive sections summing to "
+                           "head_dim / 2 = %d", path, k, m->head_dim / 2);
+    }
+    return OG_OK;
+}
+
+static og_status read_config(og_qwen3 *m, const char *dir)
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
@@ -45,6 +93,7 @@ static og_status read_config(og_qwen3 *m, const char *dir, bool *bias)
     OG_TRY(og_config_load(&c, path));
     og_status s = OG_OK;
     const char *act = NULL, *model_type = NULL;
+    char k[160];
     int64_t hd;
 #define TRY_C(expr)                 \
     do {                            \
@@ -52,19 +101,32 @@ static og_status read_config(og_qwen3 *m, const char *dir, bool *bias)
             goto done;              \
     } while (0)
     TRY_C(og_config_string_or(c, "model_type", "qwen3", &model_type));
-    if (strcmp(model_type, "qwen3") != 0) {
-        s = og_fail(OG_ERR_UNSUPPORTED, "%s: model_type %s is not qwen3", path, model_type);
+    const bool vl = strcmp(model_type, "qwen2_5_vl") == 0;
+    if (!vl && strcmp(model_type, "qwen3") != 0) {
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: model_type %s is neither qwen3 nor qwen2_5_vl", path,
+                    model_type);
         goto done;
     }
-    TRY_C(cfg_int(c, "hidden_size", 1, 1 << 16, &m->hidden));
-    TRY_C(cfg_int(c, "num_hidden_layers", 2, 1024, &m->layers));
-    TRY_C(cfg_int(c, "num_attention_heads", 1, 1024, &m->heads));
-    TRY_C(cfg_int(c, "intermediate_size", 1, 1 << 20, &m->inter));
-    TRY_C(cfg_int(c, "vocab_size", 1, 1 << 24, &m->vocab));
+    const char *pre = vl && og_config_has(c, "text_config") ? "text_config." : "";
+    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "hidden_size"), 1, 1 << 16, &m->hidden));
+    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "num_hidden_layers"), 1, 1024, &m->layers));
+    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "num_attention_heads"), 1, 1024, &m->heads));
+    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "intermediate_size"), 1, 1 << 20, &m->inter));
+    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "vocab_size"), 1, 1 << 24, &m->vocab));
     int64_t kvh;
-    TRY_C(og_config_int_or(c, "num_key_value_heads", m->heads, &kvh));
+    TRY_C(og_config_int_or(c, ckey(k, sizeof k, pre, "num_key_value_heads"), m->heads, &kvh));
     m->kv_heads = (int)kvh;
-    TRY_C(og_config_int_or(c, "head_dim", m->hidden / m->heads, &hd));
+    if (vl) {
+        /* Qwen2_5_VLAttention takes hidden_size / heads whatever head_dim says. */
+        hd = m->hidden / m->heads;
+        if ((int64_t)m->heads * hd != m->hidden) {
+            s = og_fail(OG_ERR_FORMAT, "%s: hidden_size %d is not a multiple of %d heads", path,
+                        m->hidden, m->heads);
+            goto done;
+        }
+    } else {
+        TRY_C(og_config_int_or(c, "head_dim", m->hidden / m->heads, &hd));
+    }
     m->head_dim = (int)hd;
     if (m->kv_heads < 1 || m->heads % m->kv_heads || hd < 2 || hd % 2 || hd > 1024) {
         s = og_fail(OG_ERR_FORMAT,
@@ -73,26 +135,29 @@ static og_status read_config(og_qwen3 *m, const char *dir, bool *bias)
                     m->kv_heads, (long long)hd);
         goto done;
     }
-    TRY_C(og_config_float_or(c, "rms_norm_eps", 1e-6, &m->eps));
-    if (og_config_has(c, "rope_theta"))
-        TRY_C(og_config_float(c, "rope_theta", &m->theta));
-    else
-        TRY_C(og_config_float_or(c, "rope_parameters.rope_theta", 1e6, &m->theta));
-    const char *rope_type = "default";
-    if (og_config_has(c, "rope_scaling"))
-        TRY_C(og_config_string_or(c, "rope_scaling.rope_type", "default", &rope_type));
-    else
-        TRY_C(og_config_string_or(c, "rope_parameters.rope_type", "default", &rope_type));
-    if (strcmp(rope_type, "default") != 0) {
-        s = og_fail(OG_ERR_UNSUPPORTED, "%s: RoPE scaling %s is not supported", path, rope_type);
-        goto done;
-    }
-    TRY_C(og_config_string_or(c, "hidden_act", "silu", &act));
+    TRY_C(og_config_float_or(c, ckey(k, sizeof k, pre, "rms_norm_eps"), 1e-6, &m->eps));
+    TRY_C(read_rope(m, c, pre, vl));
+    TRY_C(og_config_string_or(c, ckey(k, sizeof k, pre, "hidden_act"), "silu", &act));
     if (strcmp(act, "silu") != 0) {
         s = og_fail(OG_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (only silu)", path, act);
         goto done;
     }
-    TRY_C(og_config_bool_or(c, "attention_bias", false, bias));
+    if (vl) {
+        bool sliding;
+        TRY_C(og_config_bool_or(c, ckey(k, sizeof k, pre, "use_sliding_window"), false, &sliding));
+        if (sliding) {
+            s = og_fail(OG_ERR_UNSUPPORTED, "%s: sliding-window attention is not supported", path);
+            goto done;
+        }
+        m->qk_norm = false;
+        m->qkv_bias = true;
+        m->o_bias = false;
+    } else {
+        bool bias;
+        TRY_C(og_config_bool_or(c, "attention_bias", false, &bias));
+        m->qk_norm = true;
+        m->qkv_bias = m->o_bias = bias;
+    }
 #undef TRY_C
 done:
     og_config_free(c);
@@ -129,12 +194,18 @@ static og_status get_vec(og_qwen3 *m, const char *prefix, int i, const char *nam
     return OG_OK;
 }
 
-static og_status load_weights(og_qwen3 *m, bool bias)
+static og_status load_weights(og_qwen3 *m)
 {
-    const char *prefix = og_weights_has(m->w, "embed_tokens.weight")         ? ""
-                         : og_weights_has(m->w, "model.embed_tokens.weight") ? "model."
-                                                                              : "";
+    static const char *const prefixes[] = {"", "model.", "model.language_model."};
+    const char *prefix = "";
     char key[256];
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        snprintf(key, sizeof key, "%sembed_tokens.weight", prefixes[i]);
+        if (og_weights_has(m->w, key)) {
+            prefix = prefixes[i];
+            break;
+        }
+    }
     snprintf(key, sizeof key, "%sembed_tokens.weight", prefix);
     OG_TRY(og_weights_get(m->w, key, &m->embed));
     /* The embedding may have more rows than config vocab_size (Qwen pads it): the rows count. */
@@ -145,23 +216,31 @@ static og_status load_weights(og_qwen3 *m, bool bias)
 
     const int64_t H = m->hidden, q_dim = (int64_t)m->heads * m->head_dim,
                   kv_dim = (int64_t)m->kv_heads * m->head_dim, I = m->inter;
-    int used = m->layers - 1;
-    m->layer = calloc((size_t)used, sizeof *m->layer);
+    m->layer = calloc((size_t)m->run, sizeof *m->layer);
     if (!m->layer)
         return og_fail(OG_ERR_OOM, "text encoder: out of memory");
-    for (int i = 0; i < used; i++) {
+    for (int i = 0; i < m->run; i++) {
         og_qwen3_layer *L = &m->layer[i];
         OG_TRY(get_vec(m, prefix, i, "input_layernorm", H, &L->in_norm));
         OG_TRY(get_vec(m, prefix, i, "post_attention_layernorm", H, &L->post_norm));
-        OG_TRY(get_vec(m, prefix, i, "self_attn.q_norm", m->head_dim, &L->q_norm));
-        OG_TRY(get_vec(m, prefix, i, "self_attn.k_norm", m->head_dim, &L->k_norm));
-        OG_TRY(get_linear(m, prefix, i, "self_attn.q_proj", q_dim, H, bias, &L->q));
-        OG_TRY(get_linear(m, prefix, i, "self_attn.k_proj", kv_dim, H, bias, &L->k));
-        OG_TRY(get_linear(m, prefix, i, "self_attn.v_proj", kv_dim, H, bias, &L->v));
-        OG_TRY(get_linear(m, prefix, i, "self_attn.o_proj", H, q_dim, bias, &L->o));
+        if (m->qk_norm) {
+            OG_TRY(get_vec(m, prefix, i, "self_attn.q_norm", m->head_dim, &L->q_norm));
+            OG_TRY(get_vec(m, prefix, i, "self_attn.k_norm", m->head_dim, &L->k_norm));
+        }
+        OG_TRY(get_linear(m, prefix, i, "self_attn.q_proj", q_dim, H, m->qkv_bias, &L->q));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.k_proj", kv_dim, H, m->qkv_bias, &L->k));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.v_proj", kv_dim, H, m->qkv_bias, &L->v));
+        OG_TRY(get_linear(m, prefix, i, "self_attn.o_proj", H, q_dim, m->o_bias, &L->o));
         OG_TRY(get_linear(m, prefix, i, "mlp.gate_proj", I, H, false, &L->gate));
         OG_TRY(get_linear(m, prefix, i, "mlp.up_proj", I, H, false, &L->up));
         OG_TRY(get_linear(m, prefix, i, "mlp.down_proj", H, I, false, &L->down));
+    }
+    if (m->run == m->layers) {
+        float *norm;
+        snprintf(key, sizeof key, "%snorm.weight", prefix);
+        OG_TRY(og_weights_vector_f32(m->w, key, H, &norm));
+        m->final_norm = norm;
+        return OG_OK;
     }
     /* The last layer must exist even though hidden_states[-2] never runs it: a checkpoint with
      * fewer layers than its config says is broken. */
@@ -174,20 +253,31 @@ static og_status load_weights(og_qwen3 *m, bool bias)
 
 og_status og_qwen3_load(og_qwen3 **out, const char *dir)
 {
+    return og_qwen3_load_output(out, dir, OG_QWEN3_OUT_PENULTIMATE);
+}
+
+og_status og_qwen3_load_output(og_qwen3 **out, const char *dir, og_qwen3_output which)
+{
     *out = NULL;
+    if (which != OG_QWEN3_OUT_PENULTIMATE && which != OG_QWEN3_OUT_LAST_NORMED)
+        return og_fail(OG_ERR_INVALID_ARG, "text encoder: unknown output %d", (int)which);
     og_qwen3 *m = calloc(1, sizeof *m);
     if (!m)
         return og_fail(OG_ERR_OOM, "text encoder: out of memory");
-    bool bias = false;
-    og_status s = read_config(m, dir, &bias);
-    m->bias = bias;
+    og_status s = read_config(m, dir);
+    if (s == OG_OK) {
+        m->run = which == OG_QWEN3_OUT_PENULTIMATE ? m->layers - 1 : m->layers;
+        if (m->run < 1)
+            s = og_fail(OG_ERR_FORMAT, "%s/config.json: hidden_states[-2] needs at least 2 "
+                        "layers, the config has %d", dir, m->layers);
+    }
     if (s == OG_OK)
         s = og_weights_open_dir(&m->w, dir);
     if (s == OG_OK)
-        s = load_weights(m, bias);
+        s = load_weights(m);
     if (s != OG_OK) {
         og_qwen3_free(m);
-        return og_fail_context(s, "loading the Qwen3 text encoder from %s", dir);
+        return og_fail_context(s, "loading the Qwen text encoder from %s", dir);
     }
     *out = m;
     return OG_OK;
@@ -216,14 +306,20 @@ og_status og_qwen3_gpu_plan_for(const og_qwen3 *m, int max_tokens, og_qwen3_gpu_
     if (max_tokens < 1)
         return og_fail(OG_ERR_INVALID_ARG, "text encoder on the GPU: planned for %d tokens (at "
                        "least 1)", max_tokens);
+    if (!m->qk_norm || m->final_norm)
+        return og_fail(OG_ERR_UNSUPPORTED, "text encoder on the GPU: only Qwen3 up to "
+                       "hidden_states[-2] (Z-Image) runs there; this Qwen2.5-VL encoder (no q/k "
+                       "norm, final norm) runs on the CPU");
     const size_t H = (size_t)m->hidden, hd = (size_t)m->head_dim, I = (size_t)m->inter,
                  q_dim = (size_t)m->heads * hd, qkv = q_dim + 2 * (size_t)m->kv_heads * hd,
                  n = (size_t)max_tokens, b = 2, f = 4;
     size_t layer = aligned64(qkv * H * b) + aligned64(H * q_dim * b) + aligned64(2 * I * H * b) +
                    aligned64(H * I * b) + 2 * aligned64(H * f) + 2 * aligned64(hd * f);
-    if (m->bias)
-        layer += aligned64(qkv * b) + aligned64(H * b);
-    out->weight_bytes = (size_t)(m->layers - 1) * layer;
+    if (m->qkv_bias)
+        layer += aligned64(qkv * b);
+    if (m->o_bias)
+        layer += aligned64(H * b);
+    out->weight_bytes = (size_t)m->run * layer;
     /* x (residual), h (normed / projected), qkv, attention out, gate | up, SwiGLU, cos, sin. */
     out->work_bytes = 2 * aligned64(n * H * b) + aligned64(n * qkv * b) +
                       aligned64(n * q_dim * b) + aligned64(n * 2 * I * b) + aligned64(n * I * b) +
@@ -246,7 +342,7 @@ static size_t encode_scratch_bytes(const og_qwen3 *m, int64_t n, const og_attn_d
     const int64_t H = m->hidden, hd = m->head_dim, q_dim = (int64_t)m->heads * hd,
                   kv_dim = (int64_t)m->kv_heads * hd, I = m->inter;
     size_t ops = og_attention_scratch_bytes(ad);
-    for (int li = 0; li < m->layers - 1; li++) {
+    for (int li = 0; li < m->run; li++) {
         const og_qwen3_layer *L = &m->layer[li];
         const struct {
             const og_qwen3_linear *l;
@@ -303,15 +399,17 @@ og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *o
     }
     og_qwen3_rope_table(cos_t, sin_t, n, (int)hd, m->theta);
     const float eps = (float)m->eps;
-    for (int li = 0; li < m->layers - 1 && s == OG_OK; li++) {
+    for (int li = 0; li < m->run && s == OG_OK; li++) {
         const og_qwen3_layer *L = &m->layer[li];
         og_rmsnorm(h, x, L->in_norm, n, H, eps);
         if ((s = linear(q, h, n, H, &L->q, q_dim, &a)) ||
             (s = linear(k, h, n, H, &L->k, kv_dim, &a)) ||
             (s = linear(v, h, n, H, &L->v, kv_dim, &a)))
             break;
-        og_rmsnorm(q, q, L->q_norm, (int64_t)n * m->heads, hd, eps);
-        og_rmsnorm(k, k, L->k_norm, (int64_t)n * m->kv_heads, hd, eps);
+        if (m->qk_norm) {
+            og_rmsnorm(q, q, L->q_norm, (int64_t)n * m->heads, hd, eps);
+            og_rmsnorm(k, k, L->k_norm, (int64_t)n * m->kv_heads, hd, eps);
+        }
         og_rope_half(q, n, m->heads, (int)hd, q_dim, cos_t, sin_t);
         og_rope_half(k, n, m->kv_heads, (int)hd, kv_dim, cos_t, sin_t);
         if ((s = og_attention(&ad, q, k, v, att, NULL, &a)) ||
@@ -328,6 +426,8 @@ og_status og_qwen3_encode(const og_qwen3 *m, const int32_t *ids, int n, float *o
             break;
         og_gated_residual(x, h, NULL, n, H);
     }
+    if (s == OG_OK && m->final_norm)
+        og_rmsnorm(x, x, m->final_norm, n, H, eps);
 done:
     og_arena_free(&a);
     return s;

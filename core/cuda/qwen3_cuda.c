@@ -90,10 +90,10 @@ static og_status put_layer(og_cuda_ctx *g, const og_qwen3 *m, const og_qwen3_lay
     OG_TRY(put_stack(g, &d->o, q_dim, &L->o, H, NULL, 0, NULL, 0));
     OG_TRY(put_stack(g, &d->gate_up, H, &L->gate, I, &L->up, I, NULL, 0));
     OG_TRY(put_stack(g, &d->down, I, &L->down, H, NULL, 0, NULL, 0));
-    if (m->bias) {
+    if (m->qkv_bias)
         OG_TRY(put_bias(g, &d->qkv_bias, &L->q, q_dim, &L->k, kv_dim, &L->v, kv_dim));
+    if (m->o_bias)
         OG_TRY(put_bias(g, &d->o_bias, &L->o, H, NULL, 0, NULL, 0));
-    }
     OG_TRY(put_vec(g, &d->in_norm, L->in_norm, H));
     OG_TRY(put_vec(g, &d->post_norm, L->post_norm, H));
     OG_TRY(put_vec(g, &d->q_norm, L->q_norm, m->head_dim));

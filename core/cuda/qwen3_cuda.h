@@ -8,7 +8,9 @@
  *     og_qwen3_cuda_free(g);                         // gives all its device memory back
  *
  * The embedding table stays on the host (the prompt's rows are gathered there and uploaded), so
- * te must outlive g. One host thread at a time per encoder, as for any og_cuda_ctx. */
+ * te must outlive g. One host thread at a time per encoder, as for any og_cuda_ctx. Qwen3 with
+ * hidden_states[-2] only: a Qwen2.5-VL encoder (Qwen-Image) is refused by og_qwen3_gpu_plan_for
+ * with OG_ERR_UNSUPPORTED and runs on the CPU. */
 #ifndef OG_CUDA_QWEN3_CUDA_H
 #define OG_CUDA_QWEN3_CUDA_H
 
