@@ -66,7 +66,8 @@ struct og_wan_vae {
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* Wan2.1's latents_mean / latents_std, AutoencoderKLWan's defaults for z_dim 16. */
+/* Wan2.1's latents_mean / latents_std, the defaults of AutoencoderKLWan and of
+ * AutoencoderKLQwenImage (the same values) for z_dim 16. */
 static const double default_mean[16] = {-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653,
                                         -0.1517, 1.5508,  0.4134,  -0.0715, 0.5517,  -0.3632,
                                         -0.1922, -0.9497, 0.2503,  -0.2921};
@@ -136,21 +137,32 @@ static og_status wan_read_config(og_wan_vae *v, const char *vae_dir, wan_config 
         return og_fail(OG_ERR_INVALID_ARG, "VAE folder path is too long: %s", vae_dir);
     og_config *cfg;
     OG_TRY(og_config_load(&cfg, path));
-    og_status s = og_config_expect_class(cfg, "AutoencoderKLWan");
+    const char *cls = NULL;
+    og_status s = og_config_string(cfg, "_class_name", &cls);
+    if (s != OG_OK)
+        s = og_fail_context(s, "expected class AutoencoderKLWan or AutoencoderKLQwenImage");
+    else if (strcmp(cls, "AutoencoderKLWan") != 0 && strcmp(cls, "AutoencoderKLQwenImage") != 0)
+        s = og_fail(OG_ERR_FORMAT,
+                    "%s has _class_name %s, expected AutoencoderKLWan or AutoencoderKLQwenImage",
+                    path, cls);
+    /* AutoencoderKLQwenImage is AutoencoderKLWan's 2.1 decoder under other config keys: the
+     * output channels are `input_channels`, and it has none of decoder_base_dim, is_residual,
+     * patch_size or out_channels (its constructor ignores them, and so does this loader). */
+    const bool qwen = s == OG_OK && strcmp(cls, "AutoencoderKLQwenImage") == 0;
     double mean[WAN_MAX_Z], std[WAN_MAX_Z];
     int n_td = 0, n_mean = 0, n_std = 0;
     bool residual = false;
     if (s == OG_OK)
         s = og_config_int_or(cfg, "base_dim", 96, &c->base);
-    if (s == OG_OK && og_config_has(cfg, "decoder_base_dim"))
+    if (s == OG_OK && !qwen && og_config_has(cfg, "decoder_base_dim"))
         s = og_config_int(cfg, "decoder_base_dim", &c->base);
     if (s == OG_OK)
         s = og_config_int_or(cfg, "z_dim", 16, &c->z);
     if (s == OG_OK)
         s = og_config_int_or(cfg, "num_res_blocks", 2, &c->res_blocks);
     if (s == OG_OK)
-        s = og_config_int_or(cfg, "out_channels", 3, &v->out_c);
-    if (s == OG_OK)
+        s = og_config_int_or(cfg, qwen ? "input_channels" : "out_channels", 3, &v->out_c);
+    if (s == OG_OK && !qwen)
         s = og_config_bool_or(cfg, "is_residual", false, &residual);
     if (s == OG_OK && og_config_has(cfg, "dim_mult")) {
         s = og_config_int_array(cfg, "dim_mult", c->mult, WAN_MAX_BLOCKS, &c->n_mult);
@@ -172,11 +184,11 @@ static og_status wan_read_config(og_wan_vae *v, const char *vae_dir, wan_config 
         s = og_config_float_array(cfg, "latents_std", std, WAN_MAX_Z, &n_std);
     if (s == OG_OK && residual)
         s = og_fail(OG_ERR_UNSUPPORTED, "%s: is_residual (the Wan2.2 VAE) is not supported", path);
-    if (s == OG_OK && og_config_has(cfg, "patch_size"))
+    if (s == OG_OK && !qwen && og_config_has(cfg, "patch_size"))
         s = og_fail(OG_ERR_UNSUPPORTED, "%s: patch_size (the Wan2.2 VAE) is not supported", path);
     if (s == OG_OK && v->out_c != 3)
-        s = og_fail(OG_ERR_UNSUPPORTED, "%s: out_channels %lld (only RGB, 3, is supported)", path,
-                    (long long)v->out_c);
+        s = og_fail(OG_ERR_UNSUPPORTED, "%s: %s %lld (only RGB, 3, is supported)", path,
+                    qwen ? "input_channels" : "out_channels", (long long)v->out_c);
     if (s == OG_OK && (c->base < 1 || c->z < 1 || c->z > WAN_MAX_Z || c->res_blocks < 0 ||
                        c->res_blocks + 1 > WAN_MAX_RES || c->n_mult < 1))
         s = og_fail(OG_ERR_FORMAT, "%s: invalid decoder configuration", path);

@@ -1,4 +1,5 @@
-/* The Wan2.1 video VAE decoder (diffusers AutoencoderKLWan) on the CPU in fp32, as diffusers
+/* The Wan2.1 video VAE decoder (diffusers AutoencoderKLWan, and AutoencoderKLQwenImage, which
+ * Qwen-Image uses on one frame: vae/qwenimage_latents.h) on the CPU in fp32, as diffusers
  * computes it: one latent frame at a time, each causal 3-D convolution keeping the last two
  * frames of its input from the frames before.
  *
@@ -37,8 +38,9 @@
 
 typedef struct og_wan_vae og_wan_vae;
 
-/* Reads <vae_dir>/config.json (class AutoencoderKLWan) and the decoder's weights (post_quant_conv
- * and decoder.*; the encoder's, if present, are not read). */
+/* Reads <vae_dir>/config.json (class AutoencoderKLWan, or AutoencoderKLQwenImage: Qwen-Image's
+ * VAE, the same decoder with its output channels under `input_channels`) and the decoder's
+ * weights (post_quant_conv and decoder.*; the encoder's, if present, are not read). */
 og_status og_wan_vae_load(og_wan_vae **out, const char *vae_dir);
 void og_wan_vae_free(og_wan_vae *vae);
 
