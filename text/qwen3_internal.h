@@ -1,6 +1,6 @@
-/* The loaded Qwen3 / Qwen2.5-VL encoder's layout, for the files that run it elsewhere than text/qwen3.c (the
- * GPU encoder in core/cuda/qwen3_cuda.c) and the plain-C device memory plan they reserve by. Not
- * part of the public interface. */
+/* The loaded Qwen3 / Qwen2.5-VL encoder's layout, for the files that run it elsewhere than
+ * text/qwen3.c (the GPU encoder in core/cuda/qwen3_cuda.c, the Qwen-Image prompt encoder) and the
+ * plain-C device memory plan the GPU encoder reserves by. Not part of the public interface. */
 #ifndef OG_TEXT_QWEN3_INTERNAL_H
 #define OG_TEXT_QWEN3_INTERNAL_H
 
@@ -39,7 +39,8 @@ struct og_qwen3 {
 void og_qwen3_rope_table(float *cos_t, float *sin_t, int n, int head_dim, double theta);
 
 /* Device memory of the GPU encoder (Qwen3 up to hidden_states[-2] only: anything else is refused
- * with OG_ERR_UNSUPPORTED, and the GPU encoder with it), every buffer rounded up to the arena's 64-byte alignment.
+ * with OG_ERR_UNSUPPORTED, and the GPU encoder with it), every buffer rounded up to the arena's
+ * 64-byte alignment.
  * Weights: the matrices of the layers hidden_states[-2] runs as bf16, q | k | v and gate | up
  * each stacked into one matrix (plus bf16 biases with attention_bias), the norm vectors f32; the
  * embedding table stays on the host (a prompt's rows are gathered there and uploaded). Work: the
