@@ -219,7 +219,7 @@ og_status og_config_string_or(const og_config *cfg, const char *key, const char 
 
 og_status og_config_expect_class(const og_config *cfg, const char *expected)
 {
-    const char *cls;
+    const char *cls = NULL;
     og_status s = og_config_string(cfg, "_class_name", &cls);
     if (s != OG_OK)
         return og_fail_context(s, "expected class %s", expected);

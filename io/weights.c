@@ -244,7 +244,7 @@ og_status og_weights_open_dir(og_weights **out, const char *component_dir)
     else if (s == OG_OK && files.n == 0)
         s = og_fail(OG_ERR_NOT_FOUND, "no .safetensors file in %s", component_dir);
     else if (s == OG_OK) {
-        og_weights *w;
+        og_weights *w = NULL;
         s = weights_new(&w, component_dir, files.n);
         if (s == OG_OK)
             s = open_files(w, component_dir, files.v, files.n);
@@ -263,7 +263,7 @@ og_status og_weights_open_dir(og_weights **out, const char *component_dir)
 og_status og_weights_open_file(og_weights **out, const char *path)
 {
     *out = NULL;
-    og_weights *w;
+    og_weights *w = NULL;
     OG_TRY(weights_new(&w, path, 1));
     og_status s = og_st_open(&w->files[0], path);
     if (s == OG_OK) {

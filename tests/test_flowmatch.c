@@ -13,6 +13,7 @@
 #include "io/json_file.h"
 #include "samplers/cfg.h"
 #include "samplers/flowmatch.h"
+#include "json_testutil.h"
 #include "testutil.h"
 
 #define FIXTURE "tests/fixtures/flowmatch/schedules.json"
@@ -21,30 +22,11 @@
 static og_status read_config_json(const cJSON *obj, og_flowmatch_config *out)
 {
     char path[] = "/tmp/og_flowmatch_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return og_fail(OG_ERR_IO, "mkstemp failed");
-    char *text = cJSON_Print(obj);
-    FILE *f = fdopen(fd, "w");
-    fputs(text, f);
-    fclose(f);
-    free(text);
+    if (!og_test_json_temp(obj, path))
+        return og_fail(OG_ERR_IO, "cannot write a temporary config");
     og_status st = og_flowmatch_config_read(path, out);
     unlink(path);
     return st;
-}
-
-static int float_array(const cJSON *arr, float *out, int cap)
-{
-    int n = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr)
-    {
-        if (n < cap)
-            out[n] = (float)v->valuedouble;
-        n++;
-    }
-    return n;
 }
 
 static void check_schedules(const cJSON *root)
@@ -59,11 +41,11 @@ static void check_schedules(const cJSON *root)
         int n = cJSON_GetObjectItem(c, "num_inference_steps")->valueint;
         float custom[1024], want_s[1025], want_t[1024], sig[1025], ts[1024];
         const cJSON *cs = cJSON_GetObjectItem(c, "custom_sigmas"), *mu = cJSON_GetObjectItem(c, "mu");
-        CHECK(n <= 1024 && float_array(cJSON_GetObjectItem(c, "sigmas"), want_s, 1025) == n + 1 &&
-                  float_array(cJSON_GetObjectItem(c, "timesteps"), want_t, 1024) == n,
+        CHECK(n <= 1024 && og_test_json_floats(cJSON_GetObjectItem(c, "sigmas"), want_s, 1025) == n + 1 &&
+                  og_test_json_floats(cJSON_GetObjectItem(c, "timesteps"), want_t, 1024) == n,
               "%s: fixture sizes", name);
         if (!cJSON_IsNull(cs))
-            CHECK(float_array(cs, custom, 1024) == n, "%s: custom sigmas", name);
+            CHECK(og_test_json_floats(cs, custom, 1024) == n, "%s: custom sigmas", name);
         double muv = cJSON_IsNull(mu) ? 0.0 : mu->valuedouble;
         CHECK_OK(og_flowmatch_set_timesteps(&fc, n, cJSON_IsNull(cs) ? NULL : custom,
                                             cJSON_IsNull(mu) ? NULL : &muv, sig, ts));
@@ -102,7 +84,7 @@ static void check_linspace_and_shift(const cJSON *root)
     {
         int n = cJSON_GetObjectItem(c, "n")->valueint;
         float want[1024], got[1024];
-        CHECK(float_array(cJSON_GetObjectItem(c, "values"), want, 1024) == n, "linspace size");
+        CHECK(og_test_json_floats(cJSON_GetObjectItem(c, "values"), want, 1024) == n, "linspace size");
         og_flowmatch_linspace(got, 1.0f, 1.0f / (float)n, n);
         for (int i = 0; i < n; i++)
             CHECK(got[i] == want[i], "linspace(1, 1/%d, %d)[%d] = %.9g, torch %.9g", n, n, i,

@@ -14,6 +14,7 @@
 
 #include "io/json_file.h"
 #include "samplers/unipc.h"
+#include "json_testutil.h"
 #include "testutil.h"
 
 #define FIXTURE "tests/fixtures/unipc/cases.json"
@@ -23,14 +24,8 @@
 static og_status read_config_json(const cJSON *obj, og_unipc_config *out)
 {
     char path[] = "/tmp/og_unipc_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return og_fail(OG_ERR_IO, "mkstemp failed");
-    char *text = cJSON_PrintUnformatted(obj);
-    FILE *f = fdopen(fd, "w");
-    fputs(text, f);
-    fclose(f);
-    free(text);
+    if (!og_test_json_temp(obj, path))
+        return og_fail(OG_ERR_IO, "cannot write a temporary config");
     og_status st = og_unipc_config_read(path, out);
     unlink(path);
     return st;
@@ -46,19 +41,6 @@ static og_status read_wan_with(const cJSON *wan, const char *key, const char *js
     og_status st = read_config_json(obj, out);
     cJSON_Delete(obj);
     return st;
-}
-
-static int floats(const cJSON *arr, float *out, int cap)
-{
-    int n = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr)
-    {
-        if (n < cap)
-            out[n] = (float)v->valuedouble;
-        n++;
-    }
-    return n;
 }
 
 /* Sets up a scheduler from a fixture case; false (and a failed check) if that fails. */
@@ -81,7 +63,7 @@ static bool same_schedule(const og_unipc *s, const cJSON *c, const char *name)
 {
     const int n = s->num_inference_steps;
     float *want = malloc(sizeof(float) * (size_t)(n + 2));
-    bool ok = floats(cJSON_GetObjectItem(c, "sigmas"), want, n + 2) == n + 1 &&
+    bool ok = og_test_json_floats(cJSON_GetObjectItem(c, "sigmas"), want, n + 2) == n + 1 &&
               cJSON_GetArraySize(cJSON_GetObjectItem(c, "timesteps")) == n;
     CHECK(ok, "%s: fixture sizes", name);
     int bad_s = 0, bad_t = 0, i = 0;
@@ -144,10 +126,10 @@ static void check_trajectories(const cJSON *root)
         float x[NUMEL], v[NUMEL], want[NUMEL];
         double ref[NUMEL], worst = 0;
         int exact = 0;
-        CHECK(floats(cJSON_GetArrayItem(samples, 0), x, NUMEL) == NUMEL, "%s: sample 0", name);
+        CHECK(og_test_json_floats(cJSON_GetArrayItem(samples, 0), x, NUMEL) == NUMEL, "%s: sample 0", name);
         for (int i = 0; i < n && i < cJSON_GetArraySize(outs); i++) {
-            CHECK(floats(cJSON_GetArrayItem(outs, i), v, NUMEL) == NUMEL &&
-                      floats(cJSON_GetArrayItem(samples, i + 1), want, NUMEL) == NUMEL,
+            CHECK(og_test_json_floats(cJSON_GetArrayItem(outs, i), v, NUMEL) == NUMEL &&
+                      og_test_json_floats(cJSON_GetArrayItem(samples, i + 1), want, NUMEL) == NUMEL,
                   "%s: step %d sizes", name, i);
             CHECK_OK(og_unipc_step(&s, v, s.timesteps[i], x));
             for (int j = 0; j < NUMEL; j++)
