@@ -447,9 +447,7 @@ bool og_cli_leader(const og_cli_opts *o) { return !o->lp.world || o->lp.world->r
 
 void og_cli_model_defaults(og_cli_opts *o, const og_ctx *ctx)
 {
-    if (!og_model_is_video(ctx))
-        return;
-    og_gen_params d = o->p;
+    og_gen_params d = o->p; /* Z-Image: OG_GEN_PARAMS_DEFAULT already holds its defaults */
     og_model_defaults(ctx, &d);
 #define TAKE(flag, field)                                                                    \
     if (!(o->given & (UINT64_C(1) << (flag))))                                               \
@@ -461,6 +459,7 @@ void og_cli_model_defaults(og_cli_opts *o, const og_ctx *ctx)
     TAKE(F_GUIDANCE, guidance_scale)
     TAKE(F_FPS, fps)
 #undef TAKE
-    if (o->mode == OG_CLI_GENERATE && !(o->given & (UINT64_C(1) << F_OUTPUT)))
+    if (og_model_is_video(ctx) && o->mode == OG_CLI_GENERATE &&
+        !(o->given & (UINT64_C(1) << F_OUTPUT)))
         o->p.output = "omnigen.mp4";
 }

@@ -42,8 +42,9 @@ void og_cli_world_end(og_cli_opts *o);
 /* True on the process that prints progress and results: world rank 0, or the only process. */
 bool og_cli_leader(const og_cli_opts *o);
 
-/* After og_load_dir: a video model's own defaults (og_model_defaults; output omnigen.mp4) for
- * the flags the command line left out. Nothing changes for an image model. */
+/* After og_load_dir: the model's own defaults (og_model_defaults: Wan2.1's and Qwen-Image's;
+ * a video model also gets output omnigen.mp4) for the flags the command line left out. Nothing
+ * changes for Z-Image. */
 void og_cli_model_defaults(og_cli_opts *o, const og_ctx *ctx);
 
 #endif

@@ -102,9 +102,12 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
     const char *pipe = og_model_dir_class(ctx->md);
     if (pipe && strcmp(pipe, "WanPipeline") == 0)
         return og_wan_pipe_open(ctx);
+    if (pipe && strcmp(pipe, "QwenImagePipeline") == 0)
+        return og_qwenimage_pipe_open(ctx);
     if (!pipe || strcmp(pipe, "ZImagePipeline") != 0)
         return og_fail(OG_ERR_UNSUPPORTED, "model_index.json is a %s; this omnigen runs "
-                                           "ZImagePipeline and WanPipeline folders",
+                                           "ZImagePipeline, QwenImagePipeline and WanPipeline "
+                                           "folders",
                        pipe ? pipe : "folder without _class_name");
     OG_TRY(expect_component(ctx->md, "transformer",
                             (const char *[]){"ZImageTransformer2DModel", NULL}));
@@ -202,6 +205,7 @@ void og_free(og_ctx *ctx)
     if (!ctx)
         return;
     og_wan_pipe_free(ctx->wan);
+    og_qwenimage_pipe_free(ctx->qwen);
     og_qwen3_free(ctx->text);
     og_dit_gpus_free(ctx->gpus);
     og_zimage_free(ctx->dit);
@@ -215,10 +219,14 @@ void og_free(og_ctx *ctx)
 
 int og_size_multiple(const og_ctx *ctx)
 {
+    if (ctx->qwen)
+        return og_qwenimage_pipe_size_multiple(ctx->qwen);
     return ctx->wan ? og_wan_pipe_size_multiple(ctx->wan) : ctx->vae_scale * ctx->dit_cfg.patch_size;
 }
 int og_model_heads(const og_ctx *ctx)
 {
+    if (ctx->qwen)
+        return og_qwenimage_pipe_heads(ctx->qwen);
     return ctx->wan ? og_wan_pipe_heads(ctx->wan) : ctx->dit_cfg.n_heads;
 }
 bool og_model_is_video(const og_ctx *ctx) { return ctx->wan != NULL; }
@@ -226,6 +234,8 @@ void og_model_defaults(const og_ctx *ctx, og_gen_params *p)
 {
     if (ctx->wan)
         og_wan_pipe_defaults(ctx->wan, p);
+    if (ctx->qwen)
+        og_qwenimage_pipe_defaults(ctx->qwen, p);
 }
 const char *og_model_path(const og_ctx *ctx) { return ctx->root; }
 
@@ -238,6 +248,8 @@ og_status og_ctx_load_weights(og_ctx *ctx)
         return og_fail_context(s, "--precision %s", og_precision_name(ctx->lp.precision));
     if (ctx->wan)
         return og_wan_pipe_load_weights(ctx);
+    if (ctx->qwen)
+        return og_qwenimage_pipe_load_weights(ctx);
     if (!ctx->text && (s = og_qwen3_load(&ctx->text, ctx->text_dir)) != OG_OK)
         return og_fail_context(s, "loading the text encoder");
     if (!ctx->dit && (s = og_zimage_load(&ctx->dit, ctx->dit_dir)) != OG_OK)
@@ -416,7 +428,9 @@ static og_status validate(const og_ctx *ctx, const og_gen_params *p)
 
 og_status og_validate(const og_ctx *ctx, const og_gen_params *p)
 {
-    og_status s = ctx->wan ? og_wan_pipe_validate(ctx, p) : validate(ctx, p);
+    og_status s = ctx->wan    ? og_wan_pipe_validate(ctx, p)
+                  : ctx->qwen ? og_qwenimage_pipe_validate(ctx, p)
+                              : validate(ctx, p);
     /* The output folder is checked on world rank 0 only, so the verdict is agreed. */
     return og_ctx_world(ctx) ? og_comm_agree(og_ctx_world(ctx), s) : s;
 }

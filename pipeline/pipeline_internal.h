@@ -17,6 +17,7 @@
 typedef struct og_vae og_vae;
 typedef struct og_qwen3 og_qwen3;
 typedef struct og_wan_pipe og_wan_pipe; /* wan_pipeline.c */
+typedef struct og_qwenimage_pipe og_qwenimage_pipe; /* qwenimage_pipeline.c */
 
 struct og_ctx {
     char *root;
@@ -43,6 +44,8 @@ struct og_ctx {
     bool start_agreed, start_ok;
     /* A WanPipeline folder: everything Wan (wan_pipeline.c); NULL for Z-Image. */
     og_wan_pipe *wan;
+    /* A QwenImagePipeline folder: everything Qwen-Image (qwenimage_pipeline.c); else NULL. */
+    og_qwenimage_pipe *qwen;
 };
 
 /* The multi-process world of ctx (lp.world of more than one rank), else NULL. */
@@ -83,5 +86,21 @@ og_status og_wan_pipe_validate(const og_ctx *ctx, const og_gen_params *p);
 og_status og_wan_pipe_load_weights(og_ctx *ctx);
 og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out,
                                double t_start);
+
+/* Qwen-Image (qwenimage_pipeline.c), dispatched on ctx->qwen the same way. */
+og_status og_qwenimage_pipe_open(og_ctx *ctx);
+void og_qwenimage_pipe_free(og_qwenimage_pipe *q);
+int og_qwenimage_pipe_size_multiple(const og_qwenimage_pipe *q);
+int og_qwenimage_pipe_heads(const og_qwenimage_pipe *q);
+void og_qwenimage_pipe_defaults(const og_qwenimage_pipe *q, og_gen_params *p);
+og_status og_qwenimage_pipe_validate(const og_ctx *ctx, const og_gen_params *p);
+og_status og_qwenimage_pipe_load_weights(og_ctx *ctx);
+og_status og_qwenimage_pipe_generate(og_ctx *ctx, const og_gen_params *p,
+                                     og_image_result *out, double t_start);
+
+/* Writes img to p->output as a PNG with the request in its text chunks (zimage_pipeline.c);
+ * negative_prompt is recorded when with_negative. */
+og_status og_write_image_png(const og_ctx *ctx, const og_gen_params *p,
+                             const og_image_result *img, bool with_negative);
 
 #endif

@@ -139,7 +139,8 @@ static og_status denoise_rank(og_comm *world, void *arg)
 
 /* ---- output ----------------------------------------------------------------------------------- */
 
-static og_status write_png(const og_ctx *ctx, const og_gen_params *p, const og_image_result *img)
+og_status og_write_image_png(const og_ctx *ctx, const og_gen_params *p,
+                             const og_image_result *img, bool with_negative)
 {
     char seed[32], steps[16], guidance[32], width[16], height[16], parallel[128], software[64];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
@@ -158,7 +159,7 @@ static og_status write_png(const og_ctx *ctx, const og_gen_params *p, const og_i
         {"precision", og_precision_name(ctx->lp.precision)}, {"software", software},
     };
     int n = 11;
-    if (uses_cfg(p))
+    if (with_negative)
         kv[n++] = (og_image_text){"negative_prompt", p->negative_prompt ? p->negative_prompt : ""};
     return og_image_write_png(p->output, img->rgb, img->width, img->height, kv, n);
 }
@@ -271,7 +272,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     out->height = p->height;
     out->frames = out->latent_frames = 1;
     if (p->output)
-        OG_TRY(write_png(ctx, p, out));
+        OG_TRY(og_write_image_png(ctx, p, out, uses_cfg(p)));
     out->seconds_decode = now_s() - t_dec;
     report(p, OG_PHASE_DONE, t_start);
     return OG_OK;
@@ -289,7 +290,8 @@ og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
     float *cap[2] = {NULL, NULL}, *init = NULL;
     float *sigmas = malloc(sizeof(float) * (size_t)(p->steps + 1));
     float *timesteps = malloc(sizeof(float) * (size_t)p->steps);
-    og_status s = ctx->wan ? og_wan_pipe_generate(ctx, p, out, t_start)
+    og_status s = ctx->wan    ? og_wan_pipe_generate(ctx, p, out, t_start)
+                  : ctx->qwen ? og_qwenimage_pipe_generate(ctx, p, out, t_start)
                   : sigmas && timesteps
                       ? generate(ctx, p, out, t_start, cap, &init, sigmas, timesteps)
                       : og_fail(OG_ERR_OOM, "out of memory");
