@@ -25,8 +25,10 @@
  * What happens where:
  *   - og_load_dir reads model_index.json and every component's config, checks the pipeline and
  *     component classes (ZImagePipeline: ZImageTransformer2DModel, AutoencoderKL, Qwen3Model,
- *     a Qwen2 tokenizer, FlowMatchEulerDiscreteScheduler; WanPipeline: WanTransformer3DModel,
- *     AutoencoderKLWan, UMT5EncoderModel, a T5 tokenizer, UniPC or FlowMatch Euler — text to
+ *     a Qwen2 tokenizer, FlowMatchEulerDiscreteScheduler; QwenImagePipeline:
+ *     QwenImageTransformer2DModel, AutoencoderKLQwenImage, Qwen2_5_VLForConditionalGeneration, a
+ *     Qwen2 tokenizer, FlowMatch Euler — CPU fp32 only, docs/qwen-image.md; WanPipeline:
+ *     WanTransformer3DModel, AutoencoderKLWan, UMT5EncoderModel, a T5 tokenizer, UniPC or FlowMatch Euler — text to
  *     video, CPU fp32 only, docs/wan.md) and loads the tokenizer. Weights are
  *     memory-mapped and checked on the first og_generate, after that call's parameters were
  *     validated, and then stay loaded for every later call (a batch loads them once).
@@ -97,7 +99,8 @@ typedef void (*og_progress_fn)(void *user, og_phase phase, int step, int steps, 
 
 typedef struct {
     const char *prompt;          /* required, UTF-8 */
-    const char *negative_prompt; /* used when guidance_scale > 0; NULL = "" */
+    const char *negative_prompt; /* used when guidance_scale > 0; NULL = "" (Qwen-Image: true
+                                  * CFG needs one and guidance_scale > 1; Wan: scale > 1) */
     int width, height;           /* pixels; multiples of og_size_multiple() */
     int steps;                   /* denoising steps, >= 1 */
     float guidance_scale;        /* 0 = no classifier-free guidance (Turbo); > 0 runs both branches */
@@ -150,8 +153,9 @@ int og_model_heads(const og_ctx *ctx);
 bool og_model_is_video(const og_ctx *ctx);
 /* Sets p's size, frames, steps, guidance_scale and fps to the model's own defaults: for Wan2.1
  * WanPipeline's 832x480 (each side clipped to what the transformer's RoPE table holds), 81
- * frames, 50 steps, guidance 5, and 16 fps; an image model leaves p as it is
- * (OG_GEN_PARAMS_DEFAULT holds Z-Image's). */
+ * frames, 50 steps, guidance 5, and 16 fps; for Qwen-Image QwenImagePipeline's 1024x1024, 50
+ * steps, guidance (its true_cfg_scale) 4; Z-Image leaves p as it is (OG_GEN_PARAMS_DEFAULT holds
+ * Z-Image's). */
 void og_model_defaults(const og_ctx *ctx, og_gen_params *p);
 /* The folder og_load_dir was given. */
 const char *og_model_path(const og_ctx *ctx);
