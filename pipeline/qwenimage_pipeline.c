@@ -394,16 +394,6 @@ static void report(const og_gen_params *p, og_phase phase, double t_start)
         p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
 }
 
-/* np.linspace(1, 1/n, n) in float64, then float32 as the scheduler converts given sigmas:
- * i·step + start, the last element exactly 1/n. */
-static void numpy_sigmas(float *out, int n)
-{
-    const double start = 1.0, stop = 1.0 / n;
-    for (int i = 0; i < n; i++)
-        out[i] = (float)(n == 1 ? start : i == n - 1 ? stop
-                                                     : (double)i * ((stop - start) / (n - 1)) + start);
-}
-
 typedef struct {
     float *cap[2];
     float *init_lat, *tokens, *final_tokens, *sigmas, *timesteps, *image;
@@ -472,7 +462,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
         og_noise_normal(b->init_lat, n, p->seed, 0);
     OG_TRY(og_qwenimage_pack(b->tokens, b->init_lat, q->z_dim, h, w));
 
-    numpy_sigmas(b->sigmas, p->steps);
+    og_flowmatch_linspace_f64(b->sigmas, 1.0, 1.0 / p->steps, p->steps); /* np.linspace */
     const double mu = og_flowmatch_calculate_shift(&q->sched, tokens);
     OG_TRY(og_flowmatch_set_timesteps(&q->sched, p->steps, b->sigmas, &mu, b->sigmas,
                                       b->timesteps));

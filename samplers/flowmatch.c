@@ -99,6 +99,14 @@ void og_flowmatch_linspace(float *out, float start, float end, int n)
         out[i] = i < n / 2 ? fmaf(step, (float)i, start) : fmaf(-step, (float)(n - 1 - i), end);
 }
 
+void og_flowmatch_linspace_f64(float *out, double start, double end, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = (float)(n == 1        ? start
+                         : i == n - 1 ? end
+                                      : (double)i * ((end - start) / (n - 1)) + start);
+}
+
 /* One value of the schedule in the arithmetic of the reference path (see the top comment). */
 typedef struct {
     bool f32;

@@ -58,6 +58,11 @@ double og_flowmatch_calculate_shift(const og_flowmatch_config *c, int64_t image_
  * start, second half from end). The Z-Image pipeline's sigmas are linspace(1, 1/N, N). */
 void og_flowmatch_linspace(float *out, float start, float end, int n);
 
+/* np.linspace(start, end, n) in float64 (i * step + start, the last element exactly end), each
+ * then rounded to float32 as set_timesteps converts given sigmas. QwenImagePipeline's sigmas are
+ * this linspace(1, 1/N, N); it can differ from og_flowmatch_linspace in the last bit. */
+void og_flowmatch_linspace_f64(float *out, double start, double end, int n);
+
 /* set_timesteps(n, sigmas=custom, mu=*mu): sigmas [n + 1] (the appended 0, or 1 with
  * invert_sigmas) and timesteps [n]. custom_sigmas is [n] or NULL (the default schedule from the
  * training sigmas) and may be the same array as sigmas. mu may be NULL unless

@@ -2,7 +2,9 @@
  * tools/make_qwenimage_fixtures.py on models/qwenimage-tiny): the reference's initial noise is
  * injected (og_gen_params.initial_latents), then the final latents and the image must match.
  * Every parallel layout (2x1, 1x2, 2x2, cfg 2, cfg 2 x ulysses 2) must equal the serial run and
- * the reference. Then the folder's reported properties, the refusals, and seeded noise. */
+ * the reference. The schedule the pipeline builds (np.linspace sigmas, the released scheduler
+ * config's dynamic shift and shift_terminal) equals the reference's bit for bit at real sizes.
+ * Then the folder's reported properties, the refusals, and seeded noise. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "pipeline/omnigen.h"
+#include "samplers/flowmatch.h"
 #include "testutil.h"
 
 #define MODEL "models/qwenimage-tiny"
@@ -235,6 +238,44 @@ static void test_seeds(og_ctx *ctx)
     og_image_result_free(&d);
 }
 
+/* QwenImagePipeline's schedule: sigmas = np.linspace(1, 1/N, N) (float64, then float32), then
+ * set_timesteps(sigmas, mu = calculate_shift(image tokens)) with the bundled (released) config. */
+static void test_schedules(void)
+{
+    og_flowmatch_config fc;
+    og_st_file *ref = NULL;
+    CHECK_OK(og_flowmatch_config_read(MODEL "/scheduler/scheduler_config.json", &fc));
+    CHECK_OK(og_st_open(&ref, "tests/fixtures/qwenimage/pipeline/schedules.safetensors"));
+    if (!ref)
+        return;
+    const struct { int n; int64_t tokens; } cases[] = {{50, 4096}, {28, 1024}, {7, 6}, {13, 16384}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int n = cases[c].n;
+        char name[64];
+        snprintf(name, sizeof name, "linspace_%d", n);
+        const float *lin = tensor_f32(ref, name, n);
+        snprintf(name, sizeof name, "sigmas_%d_%lld", n, (long long)cases[c].tokens);
+        const float *sig_ref = tensor_f32(ref, name, n + 1);
+        snprintf(name, sizeof name, "timesteps_%d_%lld", n, (long long)cases[c].tokens);
+        const float *ts_ref = tensor_f32(ref, name, n);
+        float sig[64], ts[64];
+        og_flowmatch_linspace_f64(sig, 1.0, 1.0 / n, n);
+        if (lin)
+            CHECK(memcmp(sig, lin, sizeof(float) * n) == 0, "linspace %d differs from numpy's", n);
+        const double mu = og_flowmatch_calculate_shift(&fc, cases[c].tokens);
+        CHECK_OK(og_flowmatch_set_timesteps(&fc, n, sig, &mu, sig, ts));
+        if (sig_ref && ts_ref) {
+            CHECK(memcmp(sig, sig_ref, sizeof(float) * (n + 1)) == 0,
+                  "%d steps, %lld tokens: sigmas differ from the reference", n,
+                  (long long)cases[c].tokens);
+            CHECK(memcmp(ts, ts_ref, sizeof(float) * n) == 0,
+                  "%d steps, %lld tokens: timesteps differ from the reference", n,
+                  (long long)cases[c].tokens);
+        }
+    }
+    og_st_close(ref);
+}
+
 static void test_folder(void)
 {
     og_ctx *ctx = NULL;
@@ -263,6 +304,7 @@ int main(void)
         printf("SKIPPED: " MODEL " is missing\n");
         return OG_TEST_SKIP;
     }
+    test_schedules();
     test_folder();
     og_ctx *ctx = NULL;
     CHECK_OK(og_load_dir(&ctx, MODEL, NULL));

@@ -26,6 +26,9 @@ tests/fixtures/qwenimage/pipeline/<case>/:
                           image_u8 [H, W, 3] (the PIL output)
 Cases: base (32x32, 3 steps, no negative prompt: no CFG even at scale 4), cfg (48 wide x 32 high,
 2 steps, a negative prompt and true_cfg_scale 4: true CFG with the norm rescale).
+schedules.safetensors: for (N, image tokens) in SCHEDULES, linspace_<N> = np.linspace(1, 1/N, N)
+cast to float32, and sigmas_<N>_<tokens> / timesteps_<N>_<tokens> = the scheduler's after
+retrieve_timesteps(sigmas=that, mu=calculate_shift(tokens)), as __call__ computes them.
 
     python3 tools/make_qwenimage_fixtures.py       # from the repository root
 """
@@ -52,6 +55,8 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "qwenimage", "pipeline")
 SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5,
                  max_shift=0.9, base_image_seq_len=256, max_image_seq_len=8192,
                  shift_terminal=0.02, time_shift_type="exponential", invert_sigmas=False)
+
+SCHEDULES = [(50, 4096), (28, 1024), (7, 6), (13, 16384)]
 
 CASES = [
     # (name, prompt, negative_prompt, height, width, steps, true_cfg_scale, seed)
@@ -146,6 +151,18 @@ def dit_calc_mu(pipe, seq_len):
                            c.get("max_shift", 1.15))
 
 
+def save_schedules(pipe):
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage import retrieve_timesteps
+    T = {}
+    for n, tokens in SCHEDULES:
+        sig = np.linspace(1.0, 1 / n, n)
+        retrieve_timesteps(pipe.scheduler, n, "cpu", sigmas=sig, mu=dit_calc_mu(pipe, tokens))
+        T[f"linspace_{n}"] = torch.from_numpy(sig.astype(np.float32))
+        T[f"sigmas_{n}_{tokens}"] = pipe.scheduler.sigmas.float().contiguous()
+        T[f"timesteps_{n}_{tokens}"] = pipe.scheduler.timesteps.float().contiguous()
+    save_file(T, os.path.join(OUT, "schedules.safetensors"))
+
+
 def main():
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     torch.use_deterministic_algorithms(True)
@@ -157,6 +174,7 @@ def main():
     pipe.set_progress_bar_config(disable=True)
     for case in CASES:
         run_case(pipe, *case)
+    save_schedules(pipe)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(MODEL) for f in fs)
     print(f"models/qwenimage-tiny: {total / 1024:.0f} KiB")
 
