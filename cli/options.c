@@ -46,7 +46,8 @@ static const char generate_usage[] =
     "  --ring-degree N        ranks passing K/V around a ring (default 1)\n"
     "  --ulysses-mode MODE    strict (heads divisible by the Ulysses degree) or advanced_uaa\n"
     "  --cfg-degree N         2 runs the two guidance branches on separate ranks (default 1)\n"
-    "  --backend cpu|cuda     where the DiT runs (default cuda when a GPU is visible, else cpu)\n"
+    "  --backend B            cpu, cuda or auto (default): cuda for Z-Image when a GPU is\n"
+    "                         visible, else cpu\n"
     "  --devices LIST         GPUs to use with --backend cuda, e.g. 0,1 (default: all)\n"
     "  --precision fp32|bf16  CPU compute: fp32 matches the reference; bf16 runs the matrix\n"
     "                         products on AMX, ~2.5x faster, ~3e-3 relative error (default fp32)\n"
@@ -234,7 +235,7 @@ static bool apply_flag(og_cli_opts *o, const flag_def *f, const char *name, cons
         return true;
     case F_BACKEND:
         if (og_backend_parse(v, &o->lp.backend) != OG_OK)
-            return usage_error("%s: expected cpu or cuda, got '%s'", name, v);
+            return usage_error("%s: expected cpu, cuda or auto, got '%s'", name, v);
         return true;
     case F_DEVICES: o->lp.devices = v; return true;
     case F_PRECISION:
@@ -267,10 +268,7 @@ static void opts_init(og_cli_opts *o, og_cli_mode mode)
     *o = (og_cli_opts){.mode = mode, .host = "127.0.0.1", .port = 8080,
                        .p = OG_GEN_PARAMS_DEFAULT, .lp = OG_LOAD_PARAMS_DEFAULT};
     o->p.output = mode == OG_CLI_GENERATE ? "omnigen.png" : NULL;
-#ifdef OG_CLI_CUDA
-    if (og_cuda_device_count() > 0)
-        o->lp.backend = OG_BACKEND_CUDA;
-#endif
+    o->lp.backend = OG_BACKEND_AUTO; /* og_load_dir picks cuda for a GPU model on a GPU */
 }
 
 /* The flags of argv[1..argc); -1 to go on, else the exit code. */
@@ -356,10 +354,24 @@ static const char *default_model(void)
     return OG_SOURCE_DIR "/models/zimage-tiny";
 }
 
-/* --backend cuda needs a CUDA build and a visible GPU; --devices needs --backend cuda. */
+/* --backend cuda needs a CUDA build and a visible GPU; --devices needs cuda (or auto on a
+ * machine where auto can pick it). */
 static bool check_backend(const og_load_params *lp)
 {
-    if (lp->backend != OG_BACKEND_CUDA) {
+    bool gpu_visible = false;
+#ifdef OG_CLI_CUDA
+    gpu_visible = og_cuda_device_count() > 0;
+#endif
+    if (lp->backend == OG_BACKEND_AUTO) {
+        if (!lp->devices)
+            return true; /* og_load_dir decides */
+        if (!gpu_visible) {
+            fprintf(stderr, "omnigen: --devices: only used with --backend cuda, and no CUDA GPU "
+                            "is visible\n");
+            return false;
+        }
+    }
+    if (lp->backend == OG_BACKEND_CPU) {
         if (lp->devices)
             fprintf(stderr, "omnigen: --devices: only used with --backend cuda\n");
         return !lp->devices;

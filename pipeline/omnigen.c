@@ -25,12 +25,37 @@ og_status og_backend_parse(const char *s, og_backend *out)
         *out = OG_BACKEND_CPU;
     else if (strcmp(s, "cuda") == 0)
         *out = OG_BACKEND_CUDA;
+    else if (strcmp(s, "auto") == 0)
+        *out = OG_BACKEND_AUTO;
     else
-        return og_fail(OG_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu or cuda)", s);
+        return og_fail(OG_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cuda or auto)",
+                       s);
     return OG_OK;
 }
 
-const char *og_backend_name(og_backend b) { return b == OG_BACKEND_CUDA ? "cuda" : "cpu"; }
+const char *og_backend_name(og_backend b)
+{
+    return b == OG_BACKEND_CUDA ? "cuda" : b == OG_BACKEND_AUTO ? "auto" : "cpu";
+}
+
+/* OG_BACKEND_AUTO: cuda for a Z-Image folder when a GPU is visible (og_dit_gpus_check fails
+ * without CUDA or a GPU), cpu for everything else, which runs on the CPU only so far. */
+static og_backend resolve_backend(const char *model_dir, og_backend asked)
+{
+    if (asked != OG_BACKEND_AUTO)
+        return asked;
+    if (og_dit_gpus_check(NULL) != OG_OK)
+        return OG_BACKEND_CPU;
+    og_model_dir *md;
+    if (og_model_dir_open(&md, model_dir) != OG_OK)
+        return OG_BACKEND_CPU; /* the real open reports the folder's fault */
+    const char *pipe = og_model_dir_class(md);
+    og_backend b = pipe && strcmp(pipe, "ZImagePipeline") == 0 ? OG_BACKEND_CUDA : OG_BACKEND_CPU;
+    if (b == OG_BACKEND_CPU)
+        og_log(OG_LOG_INFO, "%s runs on the CPU (its GPU path is not written yet)", pipe);
+    og_model_dir_free(md);
+    return b;
+}
 
 og_status og_precision_parse(const char *s, og_precision *out)
 {
@@ -165,6 +190,7 @@ og_status og_load_dir(og_ctx **out, const char *model_dir, const og_load_params 
 {
     *out = NULL;
     og_load_params params = lp ? *lp : OG_LOAD_PARAMS_DEFAULT;
+    params.backend = resolve_backend(model_dir, params.backend);
     og_comm *world = multi_world(params.world);
     int node_rank = 0, node_size = 1;
     bool gpu_shared = false;

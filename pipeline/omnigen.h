@@ -54,9 +54,11 @@
 
 typedef struct og_ctx og_ctx;
 
-typedef enum { OG_BACKEND_CPU = 0, OG_BACKEND_CUDA } og_backend;
+/* AUTO: cuda when the build has CUDA, a GPU is visible and the folder's pipeline runs on it
+ * (Z-Image), else cpu; og_load_dir resolves it, so a loaded context never holds AUTO. */
+typedef enum { OG_BACKEND_CPU = 0, OG_BACKEND_CUDA, OG_BACKEND_AUTO } og_backend;
 
-/* "cpu" / "cuda"; OG_ERR_INVALID_ARG naming the valid values otherwise. */
+/* "cpu" / "cuda" / "auto"; OG_ERR_INVALID_ARG naming the valid values otherwise. */
 og_status og_backend_parse(const char *s, og_backend *out);
 const char *og_backend_name(og_backend b);
 

@@ -27,7 +27,7 @@ expect 2 "--width: expected a positive integer, got '-64'" "${ok[@]}" --width -6
 expect 2 "--seed: expected an integer from 0" "${ok[@]}" --seed 1.5
 expect 2 "--guidance-scale: expected a number >= 0, got 'lots'" "${ok[@]}" --guidance-scale lots
 expect 2 "--ulysses-mode: expected strict or advanced_uaa, got 'loose'" "${ok[@]}" --ulysses-mode loose
-expect 2 "--backend: expected cpu or cuda, got 'tpu'" "${ok[@]}" --backend tpu
+expect 2 "--backend: expected cpu, cuda or auto, got 'tpu'" "${ok[@]}" --backend tpu
 expect 2 "--precision: expected fp32 or bf16, got 'fp16'" "${ok[@]}" --precision fp16
 expect 2 "--threads: expected a thread count" "${ok[@]}" --threads many
 expect 2 "unknown flag '--sampler'" "${ok[@]}" --sampler euler
@@ -71,6 +71,8 @@ expect 1 "loading the VAE" --model "$tmp/vae" --prompt x --width 32 --height 32 
 # CUDA: refused with a reason on a build or machine without a GPU.
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 2 "--backend cuda:" "${ok[@]}" --backend cuda
+  expect 2 "--devices: only used with --backend cuda, and no CUDA GPU is visible" "${ok[@]}" \
+    --devices 0
 fi
 
 echo "test_cli_errors: all checks passed"
