@@ -13,19 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "core/ops.h"
 #include "core/threads.h"
 
 typedef struct {
     double wall, cpu; /* seconds */
 } timing;
-
-static double seconds(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void must(og_status s)
 {

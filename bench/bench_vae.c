@@ -11,38 +11,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "core/threads.h"
 #include "vae/autoencoder_kl.h"
-
-static double seconds(clockid_t clock)
-{
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Reads or writes exactly n floats of a raw file; returns 0 on success. */
-static int raw_io(const char *path, float *data, size_t n, bool write)
-{
-    FILE *f = fopen(path, write ? "wb" : "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return 1;
-    }
-    size_t done = write ? fwrite(data, sizeof *data, n, f) : fread(data, sizeof *data, n, f);
-    int extra = !write && fgetc(f) != EOF;
-    if (fclose(f) != 0 || done != n || extra) {
-        fprintf(stderr, "%s: expected exactly %zu f32 values\n", path, n);
-        return 1;
-    }
-    return 0;
-}
 
 int main(int argc, char **argv)
 {

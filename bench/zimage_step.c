@@ -12,24 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "core/arena.h"
 #include "core/ops.h"
 #include "core/threads.h"
 #include "dit/zimage.h"
 #include "io/weights.h"
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static og_status get_f32(og_weights *w, const char *name, og_tensor *t)
 {
@@ -69,11 +57,11 @@ static og_status run(const char *dir, const char *ref_file, int threads, int run
     if ((st = og_zimage_forward(m, NULL, lat.data, h, w, tm, cap.data, L, out, &a))) /* warm-up */
         goto done;
     for (int r = 0; r < runs; r++) {
-        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+        double t0 = seconds(CLOCK_MONOTONIC), c0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
         if ((st = og_zimage_forward(m, NULL, lat.data, h, w, tm, cap.data, L, out, &a)))
             goto done;
-        times[r] = clock_s(CLOCK_MONOTONIC) - t0;
-        cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        times[r] = seconds(CLOCK_MONOTONIC) - t0;
+        cpu += seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
     double num = 0, den = 0;
     const float *ref_out = want.data;
