@@ -36,20 +36,16 @@
 
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "dit/dit_common.h"
 #include "io/diffusers.h"
 #include "io/weights.h"
 
 enum { QI_FREQ_DIM = 256, QI_ROPE_ROWS = 4096 };
 static const float QI_EPS = 1e-6f;
 
-typedef struct {
-    og_tensor w; /* [N, K], stored dtype */
-    float *b;    /* [N] */
-} qi_linear;
-
 /* One stream's weights in a block (image: to_q..., text: add_q_proj...). */
 typedef struct {
-    qi_linear mod, q, k, v, out, mlp1, mlp2;
+    dit_linear mod, q, k, v, out, mlp1, mlp2;
     float *norm_q, *norm_k; /* [head_dim] */
 } qi_stream;
 
@@ -60,23 +56,12 @@ typedef struct {
 struct og_qwenimage {
     og_qwenimage_config c;
     og_weights *w;
-    qi_linear img_in, txt_in, time1, time2, norm_out, proj_out;
+    dit_linear img_in, txt_in, time1, time2, norm_out, proj_out;
     float *txt_norm; /* [joint_dim] */
     qi_block *blocks;
 };
 
 /* ---- config ------------------------------------------------------------------------------- */
-
-static og_status read_pos_int(const og_config *cfg, const char *key, int64_t def, int *out)
-{
-    int64_t v;
-    OG_TRY(og_config_int_or(cfg, key, def, &v));
-    if (v < 1 || v > (1 << 20))
-        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range", og_config_path(cfg), key,
-                       (long long)v);
-    *out = (int)v;
-    return OG_OK;
-}
 
 static og_status parse_config(const og_config *cfg, og_qwenimage_config *c)
 {
@@ -95,12 +80,12 @@ static og_status parse_config(const og_config *cfg, og_qwenimage_config *c)
                            "guidance_embeds false) is supported", path, variants[i]);
     }
     *c = (og_qwenimage_config){0};
-    OG_TRY(read_pos_int(cfg, "patch_size", 2, &c->patch));
-    OG_TRY(read_pos_int(cfg, "in_channels", 64, &c->in_channels));
-    OG_TRY(read_pos_int(cfg, "out_channels", 16, &c->out_channels));
-    OG_TRY(read_pos_int(cfg, "num_attention_heads", 24, &c->heads));
-    OG_TRY(read_pos_int(cfg, "attention_head_dim", 128, &c->head_dim));
-    OG_TRY(read_pos_int(cfg, "joint_attention_dim", 3584, &c->joint_dim));
+    OG_TRY(dit_read_pos_int(cfg, "patch_size", 2, &c->patch));
+    OG_TRY(dit_read_pos_int(cfg, "in_channels", 64, &c->in_channels));
+    OG_TRY(dit_read_pos_int(cfg, "out_channels", 16, &c->out_channels));
+    OG_TRY(dit_read_pos_int(cfg, "num_attention_heads", 24, &c->heads));
+    OG_TRY(dit_read_pos_int(cfg, "attention_head_dim", 128, &c->head_dim));
+    OG_TRY(dit_read_pos_int(cfg, "joint_attention_dim", 3584, &c->joint_dim));
     int64_t layers;
     OG_TRY(og_config_int_or(cfg, "num_layers", 60, &layers));
     if (layers < 0 || layers > 1000)
@@ -173,18 +158,6 @@ og_status og_qwenimage_check_layout(const og_qwenimage_config *c, const og_paral
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-static og_status get_linear(og_weights *w, const char *name, int64_t n, int64_t k, qi_linear *out)
-{
-    char key[256];
-    snprintf(key, sizeof key, "%s.weight", name);
-    OG_TRY(og_weights_expect(w, key, 2, (int64_t[]){n, k}, &out->w));
-    if (out->w.dtype != OG_F32 && out->w.dtype != OG_BF16 && out->w.dtype != OG_F16)
-        return og_fail(OG_ERR_UNSUPPORTED, "%s in %s: dtype %s (expected f32, bf16 or f16)", key,
-                       og_weights_source(w), og_dtype_name(out->w.dtype));
-    snprintf(key, sizeof key, "%s.bias", name);
-    return og_weights_vector_f32(w, key, n, &out->b);
-}
-
 /* One stream of block `blk`: img (to_q, norm_q, img_mod, img_mlp, ...) or txt (add_q_proj,
  * norm_added_q, txt_mod, txt_mlp, ...). */
 static og_status load_stream(og_qwenimage *m, int blk, bool img, qi_stream *s)
@@ -193,18 +166,18 @@ static og_status load_stream(og_qwenimage *m, int blk, bool img, qi_stream *s)
     og_weights *w = m->w;
     char k[192];
 #define KEY(suffix) (snprintf(k, sizeof k, "transformer_blocks.%d.%s", blk, suffix), k)
-    OG_TRY(get_linear(w, KEY(img ? "img_mod.1" : "txt_mod.1"), 6 * D, D, &s->mod));
-    OG_TRY(get_linear(w, KEY(img ? "attn.to_q" : "attn.add_q_proj"), D, D, &s->q));
-    OG_TRY(get_linear(w, KEY(img ? "attn.to_k" : "attn.add_k_proj"), D, D, &s->k));
-    OG_TRY(get_linear(w, KEY(img ? "attn.to_v" : "attn.add_v_proj"), D, D, &s->v));
-    OG_TRY(get_linear(w, KEY(img ? "attn.to_out.0" : "attn.to_add_out"), D, D, &s->out));
+    OG_TRY(dit_get_linear(w, KEY(img ? "img_mod.1" : "txt_mod.1"), 6 * D, D, &s->mod));
+    OG_TRY(dit_get_linear(w, KEY(img ? "attn.to_q" : "attn.add_q_proj"), D, D, &s->q));
+    OG_TRY(dit_get_linear(w, KEY(img ? "attn.to_k" : "attn.add_k_proj"), D, D, &s->k));
+    OG_TRY(dit_get_linear(w, KEY(img ? "attn.to_v" : "attn.add_v_proj"), D, D, &s->v));
+    OG_TRY(dit_get_linear(w, KEY(img ? "attn.to_out.0" : "attn.to_add_out"), D, D, &s->out));
     OG_TRY(og_weights_vector_f32(w, KEY(img ? "attn.norm_q.weight" : "attn.norm_added_q.weight"),
                                  Dh, &s->norm_q));
     OG_TRY(og_weights_vector_f32(w, KEY(img ? "attn.norm_k.weight" : "attn.norm_added_k.weight"),
                                  Dh, &s->norm_k));
-    OG_TRY(get_linear(w, KEY(img ? "img_mlp.net.0.proj" : "txt_mlp.net.0.proj"), 4 * D, D,
-                      &s->mlp1));
-    OG_TRY(get_linear(w, KEY(img ? "img_mlp.net.2" : "txt_mlp.net.2"), D, 4 * D, &s->mlp2));
+    OG_TRY(dit_get_linear(w, KEY(img ? "img_mlp.net.0.proj" : "txt_mlp.net.0.proj"), 4 * D, D,
+                          &s->mlp1));
+    OG_TRY(dit_get_linear(w, KEY(img ? "img_mlp.net.2" : "txt_mlp.net.2"), D, 4 * D, &s->mlp2));
 #undef KEY
     return OG_OK;
 }
@@ -214,15 +187,15 @@ static og_status load_weights(og_qwenimage *m)
     const og_qwenimage_config *c = &m->c;
     const int64_t D = c->dim;
     og_weights *w = m->w;
-    OG_TRY(get_linear(w, "img_in", D, c->in_channels, &m->img_in));
+    OG_TRY(dit_get_linear(w, "img_in", D, c->in_channels, &m->img_in));
     OG_TRY(og_weights_vector_f32(w, "txt_norm.weight", c->joint_dim, &m->txt_norm));
-    OG_TRY(get_linear(w, "txt_in", D, c->joint_dim, &m->txt_in));
-    OG_TRY(get_linear(w, "time_text_embed.timestep_embedder.linear_1", D, QI_FREQ_DIM,
-                      &m->time1));
-    OG_TRY(get_linear(w, "time_text_embed.timestep_embedder.linear_2", D, D, &m->time2));
-    OG_TRY(get_linear(w, "norm_out.linear", 2 * D, D, &m->norm_out));
-    OG_TRY(get_linear(w, "proj_out", (int64_t)c->out_channels * c->patch * c->patch, D,
-                      &m->proj_out));
+    OG_TRY(dit_get_linear(w, "txt_in", D, c->joint_dim, &m->txt_in));
+    OG_TRY(
+        dit_get_linear(w, "time_text_embed.timestep_embedder.linear_1", D, QI_FREQ_DIM, &m->time1));
+    OG_TRY(dit_get_linear(w, "time_text_embed.timestep_embedder.linear_2", D, D, &m->time2));
+    OG_TRY(dit_get_linear(w, "norm_out.linear", 2 * D, D, &m->norm_out));
+    OG_TRY(dit_get_linear(w, "proj_out", (int64_t)c->out_channels * c->patch * c->patch, D,
+                          &m->proj_out));
     m->blocks = calloc((size_t)(c->n_layers > 0 ? c->n_layers : 1), sizeof *m->blocks);
     if (!m->blocks)
         return og_fail(OG_ERR_OOM, "cannot allocate %d block descriptors", c->n_layers);
@@ -285,21 +258,10 @@ static qi_shard shard_for(int64_t hp, int64_t wp, og_sp *sp)
     return s;
 }
 
-static size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
-static size_t fbytes(int64_t n) { return og_arena_need((size_t)n * sizeof(float)); }
-
-static size_t linear_bytes(const qi_linear *l, int64_t rows)
-{
-    return og_linear_scratch_bytes(rows, l->w.shape[1], l->w.dtype, l->w.shape[0]);
-}
-
 /* Joint attention over sq queries and skv keys, q/k/v/out [tokens, dim]. */
 static og_attn_desc attn_desc(const og_qwenimage_config *c, int64_t sq, int64_t skv)
 {
-    return (og_attn_desc){.sq = sq, .skv = skv, .heads = c->heads, .kv_heads = c->heads,
-                          .head_dim = c->head_dim, .q_stride = c->dim, .k_stride = c->dim,
-                          .v_stride = c->dim, .o_stride = c->dim,
-                          .scale = 1.0f / sqrtf((float)c->head_dim)};
+    return dit_attn_desc(c->heads, c->head_dim, sq, skv);
 }
 
 static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -308,16 +270,16 @@ static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
  * 4 dim]. */
 static size_t block_buffers(const og_qwenimage_config *c, int64_t n, int64_t T)
 {
-    return 2 * fbytes(6 * c->dim) + 5 * fbytes((T + n) * c->dim) +
-           fbytes(max_i64(n, T) * 4 * c->dim);
+    return 2 * dit_fbytes(6 * c->dim) + 5 * dit_fbytes((T + n) * c->dim) +
+           dit_fbytes(max_i64(n, T) * 4 * c->dim);
 }
 
 static size_t stream_ops(const qi_stream *s, int64_t rows)
 {
-    const qi_linear *ls[] = {&s->q, &s->k, &s->v, &s->out, &s->mlp1, &s->mlp2};
-    size_t ops = linear_bytes(&s->mod, 1);
+    const dit_linear *ls[] = {&s->q, &s->k, &s->v, &s->out, &s->mlp1, &s->mlp2};
+    size_t ops = dit_linear_bytes(&s->mod, 1);
     for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
-        ops = max_bytes(ops, linear_bytes(ls[i], rows));
+        ops = dit_max_bytes(ops, dit_linear_bytes(ls[i], rows));
     return ops;
 }
 
@@ -331,57 +293,41 @@ size_t og_qwenimage_scratch_bytes(const og_qwenimage *m, int64_t hp, int64_t wp,
     const int64_t D = c->dim, T = text_len, half = c->head_dim / 2;
     const int64_t Po = (int64_t)c->out_channels * c->patch * c->patch;
     /* Held through the forward: temb, SiLU(temb), the text stream, x, both RoPE tables. */
-    size_t persist = 2 * fbytes(D) + fbytes(T * D) + fbytes(s.n * D) + 2 * fbytes(T * half) +
-                     2 * fbytes(s.n * half);
+    size_t persist = 2 * dit_fbytes(D) + dit_fbytes(T * D) + dit_fbytes(s.n * D) +
+                     2 * dit_fbytes(T * half) + 2 * dit_fbytes(s.n * half);
     /* Phases, each released before the next: time conditioning, text embedding, image
      * embedding, the blocks, the output layer. */
-    size_t time = fbytes(QI_FREQ_DIM) + fbytes(D) +
-                  max_bytes(linear_bytes(&m->time1, 1), linear_bytes(&m->time2, 1));
-    size_t text = fbytes(T * c->joint_dim) + linear_bytes(&m->txt_in, T);
-    size_t image = linear_bytes(&m->img_in, s.n);
+    size_t time = dit_fbytes(QI_FREQ_DIM) + dit_fbytes(D) +
+                  dit_max_bytes(dit_linear_bytes(&m->time1, 1), dit_linear_bytes(&m->time2, 1));
+    size_t text = dit_fbytes(T * c->joint_dim) + dit_linear_bytes(&m->txt_in, T);
+    size_t image = dit_linear_bytes(&m->img_in, s.n);
     const og_attn_desc joint = attn_desc(c, T + s.n, T + s.n);
     size_t attn = s.P > 1 ? og_sp_attention_scratch_bytes(sp, s.N, c->heads, c->head_dim, T)
                           : og_attention_scratch_bytes(&joint);
     size_t blocks = 0;
     for (int i = 0; i < c->n_layers; i++)
-        blocks = max_bytes(blocks, max_bytes(attn, max_bytes(stream_ops(&m->blocks[i].img, s.n),
-                                                             stream_ops(&m->blocks[i].txt, T))));
+        blocks = dit_max_bytes(
+            blocks, dit_max_bytes(attn, dit_max_bytes(stream_ops(&m->blocks[i].img, s.n),
+                                                      stream_ops(&m->blocks[i].txt, T))));
     blocks += block_buffers(c, s.n, T);
-    size_t final = fbytes(2 * D) + fbytes(s.n * D) + (s.P > 1 ? fbytes(s.n * Po) : 0) +
-                   max_bytes(linear_bytes(&m->norm_out, 1), linear_bytes(&m->proj_out, s.n));
-    size_t phase = max_bytes(max_bytes(time, text), max_bytes(image, max_bytes(blocks, final)));
+    size_t final =
+        dit_fbytes(2 * D) + dit_fbytes(s.n * D) + (s.P > 1 ? dit_fbytes(s.n * Po) : 0) +
+        dit_max_bytes(dit_linear_bytes(&m->norm_out, 1), dit_linear_bytes(&m->proj_out, s.n));
+    size_t phase = dit_max_bytes(dit_max_bytes(time, text),
+                                 dit_max_bytes(image, dit_max_bytes(blocks, final)));
     return persist + phase;
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-typedef struct {
-    og_arena *a;
-    bool failed;
-} allocator;
-
-static float *alloc_f(allocator *al, int64_t n)
-{
-    float *p = og_arena_alloc(al->a, (size_t)n * sizeof(float));
-    al->failed |= p == NULL;
-    return p;
-}
-
-static og_status linear(float *y, const float *x, int64_t rows, const qi_linear *l,
-                        og_arena *scratch)
-{
-    return og_linear(y, x, rows, l->w.shape[1], l->w.data, l->w.dtype, l->w.shape[0], l->b,
-                     scratch);
-}
-
 /* temb [dim] and SiLU(temb) of the model's timestep σ: the reference's Timesteps(256,
  * flip_sin_to_cos, shift 0, scale 1000) rounded step by step in f32, then linear_1 SiLU linear_2. */
-static og_status time_conditioning(const og_qwenimage *m, float sigma, allocator *al,
+static og_status time_conditioning(const og_qwenimage *m, float sigma, dit_allocator *al,
                                    float *temb, float *stemb)
 {
     const int64_t D = m->c.dim;
     const int half = QI_FREQ_DIM / 2;
-    float *freq = alloc_f(al, QI_FREQ_DIM), *h = alloc_f(al, D);
+    float *freq = dit_alloc_f(al, QI_FREQ_DIM), *h = dit_alloc_f(al, D);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Qwen-Image time conditioning");
     const float neg_log = (float)-log(10000.0);
@@ -391,9 +337,9 @@ static og_status time_conditioning(const og_qwenimage *m, float sigma, allocator
         freq[i] = (float)cos((double)arg);
         freq[half + i] = (float)sin((double)arg);
     }
-    OG_TRY(linear(h, freq, 1, &m->time1, al->a));
+    OG_TRY(dit_linear_run(h, freq, 1, &m->time1, al->a));
     og_silu(h, D);
-    OG_TRY(linear(temb, h, 1, &m->time2, al->a));
+    OG_TRY(dit_linear_run(temb, h, 1, &m->time2, al->a));
     memcpy(stemb, temb, (size_t)D * sizeof(float));
     og_silu(stemb, D);
     return OG_OK;
@@ -416,12 +362,12 @@ static void rope_row(const og_qwenimage_config *c, const int64_t pos[3], float *
 /* The unmasked text tokens through txt_norm and txt_in into txt [T, dim], with their RoPE
  * tables (positions from their index in the full text). */
 static og_status embed_text(const og_qwenimage *m, const qi_shard *s, const float *text,
-                            const uint8_t *mask, int64_t L, int64_t T, allocator *al, float *txt,
-                            float *cos_t, float *sin_t)
+                            const uint8_t *mask, int64_t L, int64_t T, dit_allocator *al,
+                            float *txt, float *cos_t, float *sin_t)
 {
     const og_qwenimage_config *c = &m->c;
     const int64_t J = c->joint_dim, half = c->head_dim / 2, p0 = text_pos0(s->hp, s->wp);
-    float *rows = alloc_f(al, T * J);
+    float *rows = dit_alloc_f(al, T * J);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Qwen-Image text embedding");
     for (int64_t i = 0, t = 0; i < L; i++) {
@@ -433,7 +379,7 @@ static og_status embed_text(const og_qwenimage *m, const qi_shard *s, const floa
         t++;
     }
     og_rmsnorm(rows, rows, m->txt_norm, T, J, QI_EPS);
-    return linear(txt, rows, T, &m->txt_in, al->a);
+    return dit_linear_run(txt, rows, T, &m->txt_in, al->a);
 }
 
 /* RoPE tables [n, half] of this rank's image tokens: centred rows and columns. */
@@ -451,11 +397,11 @@ static void image_rope(const og_qwenimage_config *c, const qi_shard *s, float *c
 }
 
 /* y = proj(x) with per-head RMSNorm and RoPE: one stream's q or k. */
-static og_status project_qk(const og_qwenimage_config *c, const qi_linear *l, const float *norm,
+static og_status project_qk(const og_qwenimage_config *c, const dit_linear *l, const float *norm,
                             float *y, const float *x, int64_t rows, const float *cos_t,
                             const float *sin_t, og_arena *scratch)
 {
-    OG_TRY(linear(y, x, rows, l, scratch));
+    OG_TRY(dit_linear_run(y, x, rows, l, scratch));
     og_rmsnorm(y, y, norm, rows * c->heads, c->head_dim, QI_EPS);
     og_rope_interleaved(y, rows, c->heads, c->head_dim, c->dim, cos_t, sin_t);
     return OG_OK;
@@ -477,7 +423,7 @@ static og_status stream_qkv(const og_qwenimage_config *c, const qi_stream *st, c
     og_modulate(j->xn + at, j->xn + at, mod + D, mod, rows, D);
     OG_TRY(project_qk(c, &st->q, st->norm_q, j->q + at, j->xn + at, rows, cos_t, sin_t, a));
     OG_TRY(project_qk(c, &st->k, st->norm_k, j->k + at, j->xn + at, rows, cos_t, sin_t, a));
-    return linear(j->v + at, j->xn + at, rows, &st->v, a);
+    return dit_linear_run(j->v + at, j->xn + at, rows, &st->v, a);
 }
 
 /* The rest of one stream after attention: gated output projection, then the gated MLP. */
@@ -487,13 +433,13 @@ static og_status stream_finish(const og_qwenimage_config *c, const qi_stream *st
 {
     const int64_t D = c->dim, at = row0 * D;
     float *y = j->xn + at;
-    OG_TRY(linear(y, j->o + at, rows, &st->out, a));
+    OG_TRY(dit_linear_run(y, j->o + at, rows, &st->out, a));
     og_gated_residual(x, y, mod + 2 * D, rows, D);
     og_layernorm(y, x, NULL, NULL, rows, D, QI_EPS);
     og_modulate(y, y, mod + 4 * D, mod + 3 * D, rows, D);
-    OG_TRY(linear(j->hid, y, rows, &st->mlp1, a));
+    OG_TRY(dit_linear_run(j->hid, y, rows, &st->mlp1, a));
     og_gelu_tanh(j->hid, rows * 4 * D);
-    OG_TRY(linear(y, j->hid, rows, &st->mlp2, a));
+    OG_TRY(dit_linear_run(y, j->hid, rows, &st->mlp2, a));
     og_gated_residual(x, y, mod + 5 * D, rows, D);
     return OG_OK;
 }
@@ -504,20 +450,21 @@ typedef struct {
 
 static og_status block_forward(const og_qwenimage *m, const qi_block *b, const qi_shard *s,
                                og_sp *sp, float *x, float *txt, int64_t T, const float *stemb,
-                               const qi_rope *r, allocator *al)
+                               const qi_rope *r, dit_allocator *al)
 {
     const og_qwenimage_config *c = &m->c;
     const int64_t D = c->dim, n = s->n, J = T + n;
     og_arena *a = al->a;
-    float *img_mod = alloc_f(al, 6 * D), *txt_mod = alloc_f(al, 6 * D);
-    qi_joint j = {.xn = alloc_f(al, J * D), .q = alloc_f(al, J * D), .k = alloc_f(al, J * D),
-                  .v = alloc_f(al, J * D), .o = alloc_f(al, J * D),
-                  .hid = alloc_f(al, max_i64(n, T) * 4 * D)};
+    float *img_mod = dit_alloc_f(al, 6 * D), *txt_mod = dit_alloc_f(al, 6 * D);
+    qi_joint j = {.xn = dit_alloc_f(al, J * D), .q = dit_alloc_f(al, J * D),
+                  .k = dit_alloc_f(al, J * D), .v = dit_alloc_f(al, J * D),
+                  .o = dit_alloc_f(al, J * D),
+                  .hid = dit_alloc_f(al, max_i64(n, T) * 4 * D)};
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Qwen-Image block scratch for %lld + %lld tokens",
                                (long long)T, (long long)n);
-    OG_TRY(linear(img_mod, stemb, 1, &b->img.mod, a));
-    OG_TRY(linear(txt_mod, stemb, 1, &b->txt.mod, a));
+    OG_TRY(dit_linear_run(img_mod, stemb, 1, &b->img.mod, a));
+    OG_TRY(dit_linear_run(txt_mod, stemb, 1, &b->txt.mod, a));
     OG_TRY(stream_qkv(c, &b->txt, txt_mod, txt, T, 0, r->txt_cos, r->txt_sin, &j, a));
     OG_TRY(stream_qkv(c, &b->img, img_mod, x, n, T, r->img_cos, r->img_sin, &j, a));
     if (s->P > 1) {
@@ -536,19 +483,19 @@ static og_status block_forward(const og_qwenimage *m, const qi_block *b, const q
 }
 
 /* norm_out (scale, then shift) and proj_out on this rank's tokens, gathered into out. */
-static og_status output_layer(const og_qwenimage *m, og_sp *sp, const qi_shard *s,
-                              const float *x, const float *stemb, float *out, allocator *al)
+static og_status output_layer(const og_qwenimage *m, og_sp *sp, const qi_shard *s, const float *x,
+                              const float *stemb, float *out, dit_allocator *al)
 {
     const og_qwenimage_config *c = &m->c;
     const int64_t D = c->dim, Po = (int64_t)c->out_channels * c->patch * c->patch, n = s->n;
-    float *mod = alloc_f(al, 2 * D), *xn = alloc_f(al, n * D);
-    float *local = s->P > 1 ? alloc_f(al, n * Po) : out;
+    float *mod = dit_alloc_f(al, 2 * D), *xn = dit_alloc_f(al, n * D);
+    float *local = s->P > 1 ? dit_alloc_f(al, n * Po) : out;
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Qwen-Image output layer");
-    OG_TRY(linear(mod, stemb, 1, &m->norm_out, al->a));
+    OG_TRY(dit_linear_run(mod, stemb, 1, &m->norm_out, al->a));
     og_layernorm(xn, x, NULL, NULL, n, D, QI_EPS);
     og_modulate(xn, xn, mod, mod + D, n, D);
-    OG_TRY(linear(local, xn, n, &m->proj_out, al->a));
+    OG_TRY(dit_linear_run(local, xn, n, &m->proj_out, al->a));
     return s->P > 1 ? og_sp_gather_seq(sp, local, out, s->N, Po) : OG_OK;
 }
 
@@ -575,11 +522,11 @@ static og_status forward(og_qwenimage *m, og_sp *sp, const float *tokens, int64_
     }
     const qi_shard s = shard_for(hp, wp, sp);
     const int64_t D = c->dim, half = c->head_dim / 2;
-    allocator al = {scratch, false};
-    float *temb = alloc_f(&al, D), *stemb = alloc_f(&al, D), *txt = alloc_f(&al, L * D);
-    float *x = alloc_f(&al, s.n * D);
-    float *tcos = alloc_f(&al, L * half), *tsin = alloc_f(&al, L * half);
-    float *icos = alloc_f(&al, s.n * half), *isin = alloc_f(&al, s.n * half);
+    dit_allocator al = {scratch, false};
+    float *temb = dit_alloc_f(&al, D), *stemb = dit_alloc_f(&al, D), *txt = dit_alloc_f(&al, L * D);
+    float *x = dit_alloc_f(&al, s.n * D);
+    float *tcos = dit_alloc_f(&al, L * half), *tsin = dit_alloc_f(&al, L * half);
+    float *icos = dit_alloc_f(&al, s.n * half), *isin = dit_alloc_f(&al, s.n * half);
     if (al.failed)
         return og_fail_context(OG_ERR_OOM, "Qwen-Image forward (size the arena with "
                                            "og_qwenimage_scratch_bytes)");
@@ -588,7 +535,7 @@ static og_status forward(og_qwenimage *m, og_sp *sp, const float *tokens, int64_
     og_arena_release(scratch, mark);
     OG_TRY(embed_text(m, &s, text, mask, L, T, &al, txt, tcos, tsin));
     og_arena_release(scratch, mark);
-    OG_TRY(linear(x, tokens + s.off * c->in_channels, s.n, &m->img_in, scratch));
+    OG_TRY(dit_linear_run(x, tokens + s.off * c->in_channels, s.n, &m->img_in, scratch));
     image_rope(c, &s, icos, isin);
     const qi_rope r = {icos, isin, tcos, tsin};
     for (int i = 0; i < c->n_layers; i++) {

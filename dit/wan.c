@@ -31,16 +31,12 @@
 
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "dit/dit_common.h"
 #include "io/diffusers.h"
 #include "io/weights.h"
 
 typedef struct {
-    og_tensor w; /* [N, K], stored dtype */
-    float *b;    /* [N] */
-} wan_linear;
-
-typedef struct {
-    wan_linear q, k, v, out;
+    dit_linear q, k, v, out;
     float *norm_q, *norm_k; /* [dim] */
 } wan_attn;
 
@@ -48,7 +44,7 @@ typedef struct {
     float *table; /* scale_shift_table [6, dim] */
     wan_attn self, cross;
     float *norm2_w, *norm2_b; /* [dim]; NULL without cross_attn_norm */
-    wan_linear ff1, ff2;
+    dit_linear ff1, ff2;
 } wan_block;
 
 struct og_wan {
@@ -56,23 +52,12 @@ struct og_wan {
     og_weights *w;
     og_tensor patch_w; /* [dim, C, pt, ph, pw], used as [dim, C·pt·ph·pw] */
     float *patch_b;
-    wan_linear time1, time2, time_proj, text1, text2, proj_out;
+    dit_linear time1, time2, time_proj, text1, text2, proj_out;
     float *out_table; /* [2, dim] */
     wan_block *blocks;
 };
 
 /* ---- config ------------------------------------------------------------------------------- */
-
-static og_status read_pos_int(const og_config *cfg, const char *key, int64_t def, int *out)
-{
-    int64_t v;
-    OG_TRY(og_config_int_or(cfg, key, def, &v));
-    if (v < 1 || v > (1 << 20))
-        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range", og_config_path(cfg), key,
-                       (long long)v);
-    *out = (int)v;
-    return OG_OK;
-}
 
 static og_status parse_config(const og_config *cfg, og_wan_config *c)
 {
@@ -94,13 +79,13 @@ static og_status parse_config(const og_config *cfg, og_wan_config *c)
         return og_fail(OG_ERR_FORMAT, "%s: patch_size must be three positive sizes", path);
     for (int a = 0; a < 3; a++)
         c->patch[a] = (int)p[a];
-    OG_TRY(read_pos_int(cfg, "num_attention_heads", 40, &c->heads));
-    OG_TRY(read_pos_int(cfg, "attention_head_dim", 128, &c->head_dim));
-    OG_TRY(read_pos_int(cfg, "in_channels", 16, &c->in_channels));
-    OG_TRY(read_pos_int(cfg, "out_channels", c->in_channels, &c->out_channels));
-    OG_TRY(read_pos_int(cfg, "text_dim", 4096, &c->text_dim));
-    OG_TRY(read_pos_int(cfg, "freq_dim", 256, &c->freq_dim));
-    OG_TRY(read_pos_int(cfg, "ffn_dim", 13824, &c->ffn_dim));
+    OG_TRY(dit_read_pos_int(cfg, "num_attention_heads", 40, &c->heads));
+    OG_TRY(dit_read_pos_int(cfg, "attention_head_dim", 128, &c->head_dim));
+    OG_TRY(dit_read_pos_int(cfg, "in_channels", 16, &c->in_channels));
+    OG_TRY(dit_read_pos_int(cfg, "out_channels", c->in_channels, &c->out_channels));
+    OG_TRY(dit_read_pos_int(cfg, "text_dim", 4096, &c->text_dim));
+    OG_TRY(dit_read_pos_int(cfg, "freq_dim", 256, &c->freq_dim));
+    OG_TRY(dit_read_pos_int(cfg, "ffn_dim", 13824, &c->ffn_dim));
     int64_t layers;
     OG_TRY(og_config_int_or(cfg, "num_layers", 40, &layers));
     if (layers < 0 || layers > 1000)
@@ -111,7 +96,7 @@ static og_status parse_config(const og_config *cfg, og_wan_config *c)
     double eps;
     OG_TRY(og_config_float_or(cfg, "eps", 1e-6, &eps));
     c->eps = (float)eps;
-    OG_TRY(read_pos_int(cfg, "rope_max_seq_len", 1024, &c->rope_max_seq_len));
+    OG_TRY(dit_read_pos_int(cfg, "rope_max_seq_len", 1024, &c->rope_max_seq_len));
     /* qk_norm is not read: the reference builds both RMSNorms whatever its value. */
     if ((int64_t)c->heads * c->head_dim > (1 << 20))
         return og_fail(OG_ERR_FORMAT, "%s: %d heads x %d is too wide", path, c->heads,
@@ -175,27 +160,15 @@ og_status og_wan_check_layout(const og_wan_config *c, const og_parallel_config *
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-static og_status get_linear(og_weights *w, const char *name, int64_t n, int64_t k, wan_linear *out)
-{
-    char key[256];
-    snprintf(key, sizeof key, "%s.weight", name);
-    OG_TRY(og_weights_expect(w, key, 2, (int64_t[]){n, k}, &out->w));
-    if (out->w.dtype != OG_F32 && out->w.dtype != OG_BF16 && out->w.dtype != OG_F16)
-        return og_fail(OG_ERR_UNSUPPORTED, "%s in %s: dtype %s (expected f32, bf16 or f16)", key,
-                       og_weights_source(w), og_dtype_name(out->w.dtype));
-    snprintf(key, sizeof key, "%s.bias", name);
-    return og_weights_vector_f32(w, key, n, &out->b);
-}
-
 static og_status load_attn(og_wan *m, const char *prefix, wan_attn *a)
 {
     const int64_t D = m->c.dim;
     char k[256];
 #define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", prefix, suffix), k)
-    OG_TRY(get_linear(m->w, KEY("to_q"), D, D, &a->q));
-    OG_TRY(get_linear(m->w, KEY("to_k"), D, D, &a->k));
-    OG_TRY(get_linear(m->w, KEY("to_v"), D, D, &a->v));
-    OG_TRY(get_linear(m->w, KEY("to_out.0"), D, D, &a->out));
+    OG_TRY(dit_get_linear(m->w, KEY("to_q"), D, D, &a->q));
+    OG_TRY(dit_get_linear(m->w, KEY("to_k"), D, D, &a->k));
+    OG_TRY(dit_get_linear(m->w, KEY("to_v"), D, D, &a->v));
+    OG_TRY(dit_get_linear(m->w, KEY("to_out.0"), D, D, &a->out));
     OG_TRY(og_weights_vector_f32(m->w, KEY("norm_q.weight"), D, &a->norm_q));
     OG_TRY(og_weights_vector_f32(m->w, KEY("norm_k.weight"), D, &a->norm_k));
 #undef KEY
@@ -214,13 +187,15 @@ static og_status load_weights(og_wan *m)
         return og_fail(OG_ERR_UNSUPPORTED, "patch_embedding.weight: dtype %s",
                        og_dtype_name(m->patch_w.dtype));
     OG_TRY(og_weights_vector_f32(w, "patch_embedding.bias", D, &m->patch_b));
-    OG_TRY(get_linear(w, "condition_embedder.time_embedder.linear_1", D, c->freq_dim, &m->time1));
-    OG_TRY(get_linear(w, "condition_embedder.time_embedder.linear_2", D, D, &m->time2));
-    OG_TRY(get_linear(w, "condition_embedder.time_proj", 6 * D, D, &m->time_proj));
-    OG_TRY(get_linear(w, "condition_embedder.text_embedder.linear_1", D, c->text_dim, &m->text1));
-    OG_TRY(get_linear(w, "condition_embedder.text_embedder.linear_2", D, D, &m->text2));
+    OG_TRY(
+        dit_get_linear(w, "condition_embedder.time_embedder.linear_1", D, c->freq_dim, &m->time1));
+    OG_TRY(dit_get_linear(w, "condition_embedder.time_embedder.linear_2", D, D, &m->time2));
+    OG_TRY(dit_get_linear(w, "condition_embedder.time_proj", 6 * D, D, &m->time_proj));
+    OG_TRY(
+        dit_get_linear(w, "condition_embedder.text_embedder.linear_1", D, c->text_dim, &m->text1));
+    OG_TRY(dit_get_linear(w, "condition_embedder.text_embedder.linear_2", D, D, &m->text2));
     const int64_t patch_out = (int64_t)c->out_channels * c->patch[0] * c->patch[1] * c->patch[2];
-    OG_TRY(get_linear(w, "proj_out", patch_out, D, &m->proj_out));
+    OG_TRY(dit_get_linear(w, "proj_out", patch_out, D, &m->proj_out));
     OG_TRY(og_weights_vector_f32(w, "scale_shift_table", 2 * D, &m->out_table));
     m->blocks = calloc((size_t)(c->n_layers > 0 ? c->n_layers : 1), sizeof *m->blocks);
     if (!m->blocks)
@@ -241,8 +216,8 @@ static og_status load_weights(og_wan *m)
             OG_TRY(og_weights_vector_f32(w, KEY("norm2.weight"), D, &b->norm2_w));
             OG_TRY(og_weights_vector_f32(w, KEY("norm2.bias"), D, &b->norm2_b));
         }
-        OG_TRY(get_linear(w, KEY("ffn.net.0.proj"), c->ffn_dim, D, &b->ff1));
-        OG_TRY(get_linear(w, KEY("ffn.net.2"), D, c->ffn_dim, &b->ff2));
+        OG_TRY(dit_get_linear(w, KEY("ffn.net.0.proj"), c->ffn_dim, D, &b->ff1));
+        OG_TRY(dit_get_linear(w, KEY("ffn.net.2"), D, c->ffn_dim, &b->ff2));
 #undef KEY
     }
     return OG_OK;
@@ -298,21 +273,10 @@ static wan_shard shard_for(const og_wan_tokens *t, og_sp *sp)
     return s;
 }
 
-static size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
-static size_t fbytes(int64_t n) { return og_arena_need((size_t)n * sizeof(float)); }
-
-static size_t linear_bytes(const wan_linear *l, int64_t rows)
-{
-    return og_linear_scratch_bytes(rows, l->w.shape[1], l->w.dtype, l->w.shape[0]);
-}
-
 /* Attention over n query tokens and skv key tokens of one rank, q/k/v/out [tokens, dim]. */
 static og_attn_desc attn_desc(const og_wan_config *c, int64_t n, int64_t skv)
 {
-    return (og_attn_desc){.sq = n, .skv = skv, .heads = c->heads, .kv_heads = c->heads,
-                          .head_dim = c->head_dim, .q_stride = c->dim, .k_stride = c->dim,
-                          .v_stride = c->dim, .o_stride = c->dim,
-                          .scale = 1.0f / sqrtf((float)c->head_dim)};
+    return dit_attn_desc(c->heads, c->head_dim, n, skv);
 }
 
 static int64_t patch_in(const og_wan_config *c)
@@ -329,8 +293,8 @@ static int64_t patch_out(const og_wan_config *c)
 static size_t block_buffers(const og_wan_config *c, int64_t n, int64_t L)
 {
     const int64_t kv = n > L ? n : L;
-    return 3 * fbytes(n * c->dim) + 2 * fbytes(kv * c->dim) + fbytes(n * c->ffn_dim) +
-           fbytes(6 * c->dim);
+    return 3 * dit_fbytes(n * c->dim) + 2 * dit_fbytes(kv * c->dim) + dit_fbytes(n * c->ffn_dim) +
+           dit_fbytes(6 * c->dim);
 }
 
 static size_t block_ops(const og_wan *m, const wan_block *b, const wan_shard *s, int64_t L,
@@ -340,13 +304,13 @@ static size_t block_ops(const og_wan *m, const wan_block *b, const wan_shard *s,
     const og_attn_desc self = attn_desc(c, s->n, s->n), cross = attn_desc(c, s->n, L);
     size_t ops = s->P > 1 ? og_sp_attention_scratch_bytes(sp, s->t.n, c->heads, c->head_dim, 0)
                           : og_attention_scratch_bytes(&self);
-    ops = max_bytes(ops, og_attention_scratch_bytes(&cross));
-    const wan_linear *rows_n[] = {&b->self.q, &b->self.k, &b->self.v, &b->self.out,
+    ops = dit_max_bytes(ops, og_attention_scratch_bytes(&cross));
+    const dit_linear *rows_n[] = {&b->self.q, &b->self.k, &b->self.v, &b->self.out,
                                   &b->cross.q, &b->cross.out, &b->ff1, &b->ff2};
     for (size_t i = 0; i < sizeof rows_n / sizeof rows_n[0]; i++)
-        ops = max_bytes(ops, linear_bytes(rows_n[i], s->n));
-    ops = max_bytes(ops, linear_bytes(&b->cross.k, L));
-    return max_bytes(ops, linear_bytes(&b->cross.v, L));
+        ops = dit_max_bytes(ops, dit_linear_bytes(rows_n[i], s->n));
+    ops = dit_max_bytes(ops, dit_linear_bytes(&b->cross.k, L));
+    return dit_max_bytes(ops, dit_linear_bytes(&b->cross.v, L));
 }
 
 size_t og_wan_scratch_bytes(const og_wan *m, int64_t F, int64_t H, int64_t W, int64_t text_len,
@@ -359,74 +323,58 @@ size_t og_wan_scratch_bytes(const og_wan *m, int64_t F, int64_t H, int64_t W, in
     const wan_shard s = shard_for(&t, sp);
     const int64_t D = c->dim, L = text_len, half = c->head_dim / 2;
     /* Held through the forward: temb, proj [6 dim], the embedded text, x, the RoPE tables. */
-    size_t persist = fbytes(D) + fbytes(6 * D) + fbytes(L * D) + fbytes(s.n * D) +
-                     2 * fbytes(s.n * half);
+    size_t persist = dit_fbytes(D) + dit_fbytes(6 * D) + dit_fbytes(L * D) + dit_fbytes(s.n * D) +
+                     2 * dit_fbytes(s.n * half);
     /* Phases, each released before the next: time conditioning, text, patch embedding, the
      * blocks, the output layer. */
-    size_t time = fbytes(c->freq_dim) + fbytes(D) +
-                  max_bytes(max_bytes(linear_bytes(&m->time1, 1), linear_bytes(&m->time2, 1)),
-                            linear_bytes(&m->time_proj, 1));
-    size_t text = fbytes(L * D) + max_bytes(linear_bytes(&m->text1, L),
-                                            linear_bytes(&m->text2, L));
-    size_t patch = fbytes(s.n * patch_in(c)) +
+    size_t time =
+        dit_fbytes(c->freq_dim) + dit_fbytes(D) +
+        dit_max_bytes(dit_max_bytes(dit_linear_bytes(&m->time1, 1), dit_linear_bytes(&m->time2, 1)),
+                      dit_linear_bytes(&m->time_proj, 1));
+    size_t text = dit_fbytes(L * D) +
+                  dit_max_bytes(dit_linear_bytes(&m->text1, L), dit_linear_bytes(&m->text2, L));
+    size_t patch = dit_fbytes(s.n * patch_in(c)) +
                    og_linear_scratch_bytes(s.n, patch_in(c), m->patch_w.dtype, D);
     size_t blocks = 0;
     for (int i = 0; i < c->n_layers; i++)
-        blocks = max_bytes(blocks, block_ops(m, &m->blocks[i], &s, L, sp));
+        blocks = dit_max_bytes(blocks, block_ops(m, &m->blocks[i], &s, L, sp));
     blocks += block_buffers(c, s.n, L);
-    size_t final = fbytes(2 * D) + fbytes(s.n * D) + fbytes(s.n * patch_out(c)) +
-                   (s.P > 1 ? fbytes(t.n * patch_out(c)) : 0) + linear_bytes(&m->proj_out, s.n);
-    size_t phase = max_bytes(max_bytes(time, text), max_bytes(patch, max_bytes(blocks, final)));
+    size_t final = dit_fbytes(2 * D) + dit_fbytes(s.n * D) + dit_fbytes(s.n * patch_out(c)) +
+                   (s.P > 1 ? dit_fbytes(t.n * patch_out(c)) : 0) +
+                   dit_linear_bytes(&m->proj_out, s.n);
+    size_t phase = dit_max_bytes(dit_max_bytes(time, text),
+                                 dit_max_bytes(patch, dit_max_bytes(blocks, final)));
     return persist + phase;
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-typedef struct {
-    og_arena *a;
-    bool failed;
-} allocator;
-
-static float *alloc_f(allocator *al, int64_t n)
-{
-    float *p = og_arena_alloc(al->a, (size_t)n * sizeof(float));
-    al->failed |= p == NULL;
-    return p;
-}
-
-static og_status linear(float *y, const float *x, int64_t rows, const wan_linear *l,
-                        og_arena *scratch)
-{
-    return og_linear(y, x, rows, l->w.shape[1], l->w.data, l->w.dtype, l->w.shape[0], l->b,
-                     scratch);
-}
-
 /* temb [dim] and proj [6 dim] of the timestep. */
-static og_status time_conditioning(const og_wan *m, float t, allocator *al, float *temb,
+static og_status time_conditioning(const og_wan *m, float t, dit_allocator *al, float *temb,
                                    float *proj)
 {
     const og_wan_config *c = &m->c;
-    float *freq = alloc_f(al, c->freq_dim), *h = alloc_f(al, c->dim);
+    float *freq = dit_alloc_f(al, c->freq_dim), *h = dit_alloc_f(al, c->dim);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Wan time conditioning");
     og_timestep_embedding(freq, t, c->freq_dim, 10000.0, 0.0, true);
-    OG_TRY(linear(h, freq, 1, &m->time1, al->a));
+    OG_TRY(dit_linear_run(h, freq, 1, &m->time1, al->a));
     og_silu(h, c->dim);
-    OG_TRY(linear(temb, h, 1, &m->time2, al->a));
+    OG_TRY(dit_linear_run(temb, h, 1, &m->time2, al->a));
     memcpy(h, temb, (size_t)c->dim * sizeof(float));
     og_silu(h, c->dim);
-    return linear(proj, h, 1, &m->time_proj, al->a);
+    return dit_linear_run(proj, h, 1, &m->time_proj, al->a);
 }
 
-static og_status embed_text(const og_wan *m, const float *text, int64_t L, allocator *al,
+static og_status embed_text(const og_wan *m, const float *text, int64_t L, dit_allocator *al,
                             float *out)
 {
-    float *h = alloc_f(al, L * m->c.dim);
+    float *h = dit_alloc_f(al, L * m->c.dim);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Wan text embedding");
-    OG_TRY(linear(h, text, L, &m->text1, al->a));
+    OG_TRY(dit_linear_run(h, text, L, &m->text1, al->a));
     og_gelu_tanh(h, L * m->c.dim);
-    return linear(out, h, L, &m->text2, al->a);
+    return dit_linear_run(out, h, L, &m->text2, al->a);
 }
 
 /* The (f, h, w) token position of global token g. */
@@ -459,12 +407,12 @@ static void rope_tables(const og_wan_config *c, const wan_shard *s, float *cos_t
 
 /* x[n, dim] = patch_embedding of this rank's tokens. */
 static og_status embed_patches(const og_wan *m, const wan_shard *s, const float *lat, int64_t F,
-                               int64_t H, int64_t W, allocator *al, float *x)
+                               int64_t H, int64_t W, dit_allocator *al, float *x)
 {
     const og_wan_config *c = &m->c;
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2];
     const int64_t K = patch_in(c);
-    float *patches = alloc_f(al, s->n * K);
+    float *patches = dit_alloc_f(al, s->n * K);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Wan patch embedding");
 #pragma omp parallel for
@@ -484,25 +432,24 @@ static og_status embed_patches(const og_wan *m, const wan_shard *s, const float 
 }
 
 /* q and k projections followed by RMSNorm over the whole dim. */
-static og_status project_normed(const wan_linear *l, const float *norm, float eps, float *y,
+static og_status project_normed(const dit_linear *l, const float *norm, float eps, float *y,
                                 const float *x, int64_t rows, int64_t dim, og_arena *scratch)
 {
-    OG_TRY(linear(y, x, rows, l, scratch));
+    OG_TRY(dit_linear_run(y, x, rows, l, scratch));
     og_rmsnorm(y, y, norm, rows, dim, eps);
     return OG_OK;
 }
 
-static og_status block_forward(const og_wan *m, const wan_block *b, const wan_shard *s,
-                               og_sp *sp, float *x, const float *text, int64_t L,
-                               const float *proj, const float *rcos, const float *rsin,
-                               allocator *al)
+static og_status block_forward(const og_wan *m, const wan_block *b, const wan_shard *s, og_sp *sp,
+                               float *x, const float *text, int64_t L, const float *proj,
+                               const float *rcos, const float *rsin, dit_allocator *al)
 {
     const og_wan_config *c = &m->c;
     const int64_t D = c->dim, n = s->n, kv = n > L ? n : L;
     og_arena *a = al->a;
-    float *xn = alloc_f(al, n * D), *q = alloc_f(al, n * D), *o = alloc_f(al, n * D);
-    float *k = alloc_f(al, kv * D), *v = alloc_f(al, kv * D);
-    float *hid = alloc_f(al, n * c->ffn_dim), *mod = alloc_f(al, 6 * D);
+    float *xn = dit_alloc_f(al, n * D), *q = dit_alloc_f(al, n * D), *o = dit_alloc_f(al, n * D);
+    float *k = dit_alloc_f(al, kv * D), *v = dit_alloc_f(al, kv * D);
+    float *hid = dit_alloc_f(al, n * c->ffn_dim), *mod = dit_alloc_f(al, 6 * D);
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Wan block scratch for %lld tokens", (long long)n);
     for (int64_t i = 0; i < 6 * D; i++)
@@ -515,7 +462,7 @@ static og_status block_forward(const og_wan *m, const wan_block *b, const wan_sh
     og_modulate(xn, xn, scale, shift, n, D);
     OG_TRY(project_normed(&b->self.q, b->self.norm_q, c->eps, q, xn, n, D, a));
     OG_TRY(project_normed(&b->self.k, b->self.norm_k, c->eps, k, xn, n, D, a));
-    OG_TRY(linear(v, xn, n, &b->self.v, a));
+    OG_TRY(dit_linear_run(v, xn, n, &b->self.v, a));
     og_rope_interleaved(q, n, c->heads, c->head_dim, D, rcos, rsin);
     og_rope_interleaved(k, n, c->heads, c->head_dim, D, rcos, rsin);
     if (s->P > 1) {
@@ -527,7 +474,7 @@ static og_status block_forward(const og_wan *m, const wan_block *b, const wan_sh
         const og_attn_desc d = attn_desc(c, n, n);
         OG_TRY(og_attention(&d, q, k, v, o, NULL, a));
     }
-    OG_TRY(linear(xn, o, n, &b->self.out, a));
+    OG_TRY(dit_linear_run(xn, o, n, &b->self.out, a));
     og_gated_residual(x, xn, gate, n, D);
 
     /* cross-attention to the whole text, on this rank alone */
@@ -538,18 +485,18 @@ static og_status block_forward(const og_wan *m, const wan_block *b, const wan_sh
     }
     OG_TRY(project_normed(&b->cross.q, b->cross.norm_q, c->eps, q, xc, n, D, a));
     OG_TRY(project_normed(&b->cross.k, b->cross.norm_k, c->eps, k, text, L, D, a));
-    OG_TRY(linear(v, text, L, &b->cross.v, a));
+    OG_TRY(dit_linear_run(v, text, L, &b->cross.v, a));
     const og_attn_desc d = attn_desc(c, n, L);
     OG_TRY(og_attention(&d, q, k, v, o, NULL, a));
-    OG_TRY(linear(xn, o, n, &b->cross.out, a));
+    OG_TRY(dit_linear_run(xn, o, n, &b->cross.out, a));
     og_gated_residual(x, xn, NULL, n, D);
 
     /* feed-forward */
     og_layernorm(xn, x, NULL, NULL, n, D, c->eps);
     og_modulate(xn, xn, c_scale, c_shift, n, D);
-    OG_TRY(linear(hid, xn, n, &b->ff1, a));
+    OG_TRY(dit_linear_run(hid, xn, n, &b->ff1, a));
     og_gelu_tanh(hid, n * c->ffn_dim);
-    OG_TRY(linear(xn, hid, n, &b->ff2, a));
+    OG_TRY(dit_linear_run(xn, hid, n, &b->ff2, a));
     og_gated_residual(x, xn, c_gate, n, D);
     return OG_OK;
 }
@@ -558,19 +505,20 @@ static og_status block_forward(const og_wan *m, const wan_block *b, const wan_sh
  * unpatchified into out on every rank. */
 static og_status output_layer(const og_wan *m, og_sp *sp, const wan_shard *s, const float *x,
                               const float *temb, int64_t F, int64_t H, int64_t W, float *out,
-                              allocator *al)
+                              dit_allocator *al)
 {
     const og_wan_config *c = &m->c;
     const int64_t D = c->dim, Po = patch_out(c), n = s->n;
-    float *mod = alloc_f(al, 2 * D), *xn = alloc_f(al, n * D), *local = alloc_f(al, n * Po);
-    float *full = s->P > 1 ? alloc_f(al, s->t.n * Po) : local;
+    float *mod = dit_alloc_f(al, 2 * D), *xn = dit_alloc_f(al, n * D);
+    float *local = dit_alloc_f(al, n * Po);
+    float *full = s->P > 1 ? dit_alloc_f(al, s->t.n * Po) : local;
     if (al->failed)
         return og_fail_context(OG_ERR_OOM, "Wan output layer");
     for (int64_t i = 0; i < 2 * D; i++)
         mod[i] = m->out_table[i] + temb[i % D];
     og_layernorm(xn, x, NULL, NULL, n, D, c->eps);
     og_modulate(xn, xn, mod + D, mod, n, D);
-    OG_TRY(linear(local, xn, n, &m->proj_out, al->a));
+    OG_TRY(dit_linear_run(local, xn, n, &m->proj_out, al->a));
     if (s->P > 1)
         OG_TRY(og_sp_gather_seq(sp, local, full, s->t.n, Po));
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2], C = c->out_channels;
@@ -604,10 +552,10 @@ static og_status forward(og_wan *m, og_sp *sp, const float *latents, int64_t F, 
     OG_TRY(og_wan_tokens_for(c, F, H, W, L, &t));
     const wan_shard s = shard_for(&t, sp);
     const int64_t D = c->dim, half = c->head_dim / 2;
-    allocator al = {scratch, false};
-    float *temb = alloc_f(&al, D), *proj = alloc_f(&al, 6 * D), *txt = alloc_f(&al, L * D);
-    float *x = alloc_f(&al, s.n * D);
-    float *rcos = alloc_f(&al, s.n * half), *rsin = alloc_f(&al, s.n * half);
+    dit_allocator al = {scratch, false};
+    float *temb = dit_alloc_f(&al, D), *proj = dit_alloc_f(&al, 6 * D);
+    float *txt = dit_alloc_f(&al, L * D), *x = dit_alloc_f(&al, s.n * D);
+    float *rcos = dit_alloc_f(&al, s.n * half), *rsin = dit_alloc_f(&al, s.n * half);
     if (al.failed)
         return og_fail_context(OG_ERR_OOM, "Wan forward (size the arena with "
                                            "og_wan_scratch_bytes)");
