@@ -95,13 +95,8 @@ static void check_case(og_wan_vae *vae, og_st_file *st, const char *dir, const c
     const double rel_img = og_test_rel_err_f(image, img.data, ni);
     CHECK(rel_img <= DECODE_REL_TOL, "%s/%s: image rel err %g", dir, name, rel_img);
     og_image_to_u8(bytes, image, H, W);
-    int64_t within1 = 0, exact = 0;
-    const uint8_t *ref = u8.data;
-    for (size_t i = 0; i < ni; i++) {
-        int d = abs((int)bytes[i] - (int)ref[i]);
-        within1 += d <= 1;
-        exact += d == 0;
-    }
+    int64_t exact;
+    const int64_t within1 = og_test_u8_within1(bytes, u8.data, (int64_t)ni, &exact);
     printf("%s/%s: %lldx%lld px -> tokens [%lld, %lld] -> latents [%lld, 1, %lld, %lld] -> image "
            "[3, %lld, %lld]: decode rel err %.3g, image %.3g, u8 exact %.3f%%, within 1/255 "
            "%.3f%%\n",
@@ -295,31 +290,10 @@ static void check_bad_configs(const char *variant)
 
 int main(int argc, char **argv)
 {
-    char first[1100] = "";
-    int checked = 0;
     check_pack_roundtrip();
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++)
-            checked += check_variant(argv[i]);
-        snprintf(first, sizeof first, "%s", argv[1]);
-    } else {
-        DIR *d = opendir(FIXTURES);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char dir[600];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s/cases.safetensors", FIXTURES, e->d_name);
-            if (access(dir, R_OK) != 0)
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s", FIXTURES, e->d_name);
-            checked += check_variant(dir);
-            if (!first[0] || strstr(dir, "/tiny"))
-                snprintf(first, sizeof first, "%s", dir);
-        }
-        if (d)
-            closedir(d);
-    }
+    char first[1100];
+    int checked = og_test_each_variant(argc, argv, FIXTURES, "cases.safetensors", check_variant,
+                                       "/tiny", first, sizeof first);
     if (!checked && !og_test_failures) {
         printf("SKIPPED: no fixtures under %s\n", FIXTURES);
         return OG_TEST_SKIP;

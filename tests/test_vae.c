@@ -54,13 +54,8 @@ static int check_variant(const char *dir)
     CHECK_OK(og_vae_decode(vae, lat.data, h, w, rgb, NULL));
     double rel = og_test_rel_err_f(rgb, img.data, 3 * H * W);
     og_image_to_u8(px, rgb, H, W);
-    const uint8_t *ref_px = u8.data;
-    int64_t within1 = 0, exact = 0;
-    for (int64_t i = 0; i < 3 * H * W; i++) {
-        int d = abs((int)px[i] - (int)ref_px[i]);
-        within1 += d <= 1;
-        exact += d == 0;
-    }
+    int64_t exact;
+    const int64_t within1 = og_test_u8_within1(px, u8.data, 3 * H * W, &exact);
     double frac1 = (double)within1 / (double)(3 * H * W);
     printf("%s: %lldx%lld image, float rel err %.3g, u8 exact %.4f%%, within 1/255 %.4f%%\n", dir,
            (long long)W, (long long)H, rel, 100.0 * exact / (3 * H * W), 100.0 * frac1);
@@ -141,30 +136,10 @@ int main(int argc, char **argv)
         rmdir(tmp);
     }
 
-    char first[1100] = "";
-    int checked = 0;
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++)
-            checked += check_variant(argv[i]);
-        snprintf(first, sizeof first, "%s/model/vae", argv[1]);
-    } else {
-        DIR *d = opendir(FIXTURES);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char dir[600];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s/reference.safetensors", FIXTURES, e->d_name);
-            if (access(dir, R_OK) != 0)
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s", FIXTURES, e->d_name);
-            checked += check_variant(dir);
-            if (!first[0])
-                snprintf(first, sizeof first, "%s/model/vae", dir);
-        }
-        if (d)
-            closedir(d);
-    }
+    char dir[1100], first[1200];
+    int checked = og_test_each_variant(argc, argv, FIXTURES, "reference.safetensors", check_variant,
+                                       NULL, dir, sizeof dir);
+    snprintf(first, sizeof first, "%s/model/vae", dir);
     if (!checked && !og_test_failures) {
         printf("SKIPPED: no fixtures under %s\n", FIXTURES);
         return OG_TEST_SKIP;

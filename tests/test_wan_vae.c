@@ -69,15 +69,10 @@ static void check_case(og_wan_vae *vae, og_st_file *st, const char *dir, const c
           dir, name);
 
     og_wan_vae_to_frames(frames, out, F, H, W);
-    int64_t within1 = 0, exact = 0;
-    const uint8_t *ref = u8.data;
     for (int64_t i = 0; i < F; i++)
         og_image_to_u8(px + i * 3 * H * W, frames + i * 3 * H * W, H, W);
-    for (int64_t i = 0; i < n; i++) {
-        int d = abs((int)px[i] - (int)ref[i]);
-        within1 += d <= 1;
-        exact += d == 0;
-    }
+    int64_t exact;
+    const int64_t within1 = og_test_u8_within1(px, u8.data, n, &exact);
     printf("%s/%s: latents [%lld, %lld, %lld, %lld] -> video [3, %lld, %lld, %lld]: rel err %.3g, "
            "u8 exact %.3f%%, within 1/255 %.3f%%\n",
            dir, name, (long long)c, (long long)t, (long long)h, (long long)w, (long long)F,
@@ -248,30 +243,9 @@ static void check_errors(const char *variant)
 
 int main(int argc, char **argv)
 {
-    char first[1100] = "";
-    int checked = 0;
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++)
-            checked += check_variant(argv[i]);
-        snprintf(first, sizeof first, "%s", argv[1]);
-    } else {
-        DIR *d = opendir(FIXTURES);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char dir[600];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s/cases.safetensors", FIXTURES, e->d_name);
-            if (access(dir, R_OK) != 0)
-                continue;
-            snprintf(dir, sizeof dir, "%s/%s", FIXTURES, e->d_name);
-            checked += check_variant(dir);
-            if (!first[0] || strstr(dir, "/tiny"))
-                snprintf(first, sizeof first, "%s", dir);
-        }
-        if (d)
-            closedir(d);
-    }
+    char first[1100];
+    int checked = og_test_each_variant(argc, argv, FIXTURES, "cases.safetensors", check_variant,
+                                       "/tiny", first, sizeof first);
     if (!checked && !og_test_failures) {
         printf("SKIPPED: no fixtures under %s\n", FIXTURES);
         return OG_TEST_SKIP;

@@ -4,11 +4,14 @@
 #ifndef OG_TESTUTIL_H
 #define OG_TESTUTIL_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "core/error.h"
@@ -135,6 +138,56 @@ static inline double og_test_rel_err_f(const float *a, const float *b, size_t n)
             den = fabs((double)b[i]);
     }
     return num / (den > 1e-30 ? den : 1e-30);
+}
+
+/* Compares n bytes of two 8-bit images: returns how many differ by at most 1 and stores how many
+ * are equal in *exact. */
+static inline int64_t og_test_u8_within1(const uint8_t *a, const uint8_t *b, int64_t n,
+                                         int64_t *exact)
+{
+    int64_t within1 = 0, same = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int d = abs((int)a[i] - (int)b[i]);
+        within1 += d <= 1;
+        same += d == 0;
+    }
+    *exact = same;
+    return within1;
+}
+
+/* Runs check(dir) on every fixture variant folder: the command line's arguments when there are
+ * any, else every root/<name> (names not starting with '.') holding the file `marker`, in
+ * directory order. Returns the sum of check's results and copies into first[size] the first
+ * folder, or the last one whose path contains `prefer` (when non-NULL and found). */
+static inline int og_test_each_variant(int argc, char **argv, const char *root, const char *marker,
+                                       int (*check)(const char *dir), const char *prefer,
+                                       char *first, size_t size)
+{
+    int checked = 0;
+    first[0] = '\0';
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            checked += check(argv[i]);
+        snprintf(first, size, "%s", argv[1]);
+        return checked;
+    }
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char dir[600];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(dir, sizeof dir, "%s/%s/%s", root, e->d_name, marker);
+        if (access(dir, R_OK) != 0)
+            continue;
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        checked += check(dir);
+        if (!first[0] || (prefer && strstr(dir, prefer)))
+            snprintf(first, size, "%s", dir);
+    }
+    if (d)
+        closedir(d);
+    return checked;
 }
 
 #endif
