@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/json_file.h"
+#include "text/tokenizer_common.h"
 #include "text/unicode_nfc.h"
 
 #define OG_BPE_MAX_REGEX 4
@@ -120,17 +120,10 @@ static uint64_t pair_key(int32_t a, int32_t b)
 
 /* ---- the tokenizer ------------------------------------------------------------------------ */
 
-typedef struct {
-    char *content;
-    size_t len;
-    int32_t id;
-    bool normalized;
-} added_token;
-
 struct og_bpe {
     str_map vocab;
     pair_map merges;
-    added_token *added;
+    og_tok_added *added;
     int n_added;
     bool nfc;
     pcre2_code *regex[OG_BPE_MAX_REGEX];
@@ -162,9 +155,7 @@ void og_bpe_free(og_bpe *t)
     free(t->merges.keys);
     free(t->merges.rank);
     free(t->merges.merged);
-    for (int i = 0; i < t->n_added; i++)
-        free(t->added[i].content);
-    free(t->added);
+    og_tok_added_free(t->added, t->n_added);
     for (int i = 0; i < t->n_regex; i++)
         pcre2_code_free(t->regex[i]);
     free(t);
@@ -190,45 +181,27 @@ static og_status add_regex(og_bpe *t, const char *pattern, const char *path)
     return OG_OK;
 }
 
-static bool json_is_false_or_null(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return !v || cJSON_IsNull(v) || cJSON_IsFalse(v);
-}
-
-static bool json_type_is(const cJSON *o, const char *type)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(v) && strcmp(v->valuestring, type) == 0;
-}
-
-static const char *json_type(const cJSON *o)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(v) ? v->valuestring : "(no type)";
-}
-
 static og_status load_normalizer(og_bpe *t, const cJSON *n, const char *path)
 {
     if (!n || cJSON_IsNull(n))
         return OG_OK;
-    if (json_type_is(n, "NFC")) {
+    if (og_tok_json_type_is(n, "NFC")) {
         t->nfc = true;
         return OG_OK;
     }
-    if (json_type_is(n, "Sequence")) {
+    if (og_tok_json_type_is(n, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
         const cJSON *e;
         cJSON_ArrayForEach(e, list) OG_TRY(load_normalizer(t, e, path));
         return OG_OK;
     }
     return og_fail(OG_ERR_UNSUPPORTED, "%s: normalizer %s is not supported (only NFC)", path,
-                   json_type(n));
+                   og_tok_json_type(n));
 }
 
 static og_status load_byte_level(og_bpe *t, const cJSON *p, const char *path)
 {
-    if (!json_is_false_or_null(p, "add_prefix_space"))
+    if (!og_tok_json_is_false_or_null(p, "add_prefix_space"))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: ByteLevel add_prefix_space=true is not supported",
                        path);
     const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
@@ -239,31 +212,31 @@ static og_status load_byte_level(og_bpe *t, const cJSON *p, const char *path)
 
 static og_status load_pre_tokenizer(og_bpe *t, const cJSON *p, const char *path)
 {
-    if (p && json_type_is(p, "ByteLevel"))
+    if (p && og_tok_json_type_is(p, "ByteLevel"))
         return load_byte_level(t, p, path);
-    if (!p || !json_type_is(p, "Sequence"))
+    if (!p || !og_tok_json_type_is(p, "Sequence"))
         return og_fail(OG_ERR_UNSUPPORTED,
                        "%s: pre_tokenizer %s is not supported (byte-level BPE needs ByteLevel)",
-                       path, p ? json_type(p) : "null");
+                       path, p ? og_tok_json_type(p) : "null");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
     int n = cJSON_GetArraySize(list), i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, list)
     {
         bool last = ++i == n;
-        if (json_type_is(e, "ByteLevel") && last)
+        if (og_tok_json_type_is(e, "ByteLevel") && last)
             return load_byte_level(t, e, path);
-        if (!json_type_is(e, "Split") || last)
+        if (!og_tok_json_type_is(e, "Split") || last)
             return og_fail(OG_ERR_UNSUPPORTED,
                            "%s: pre-tokenizer %s at position %d is not supported (expected Splits "
-                           "then one ByteLevel)", path, json_type(e), i);
+                           "then one ByteLevel)", path, og_tok_json_type(e), i);
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(e, "pattern");
         const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
         const cJSON *beh = cJSON_GetObjectItemCaseSensitive(e, "behavior");
         if (!cJSON_IsString(rx))
             return og_fail(OG_ERR_UNSUPPORTED, "%s: Split without a Regex pattern", path);
         if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0 ||
-            !json_is_false_or_null(e, "invert"))
+            !og_tok_json_is_false_or_null(e, "invert"))
             return og_fail(OG_ERR_UNSUPPORTED,
                            "%s: Split behaviour %s / invert is not supported (only Isolated)", path,
                            cJSON_IsString(beh) ? beh->valuestring : "?");
@@ -274,13 +247,13 @@ static og_status load_pre_tokenizer(og_bpe *t, const cJSON *p, const char *path)
 
 static og_status load_model(og_bpe *t, const cJSON *m, const char *path)
 {
-    if (!m || !json_type_is(m, "BPE"))
+    if (!m || !og_tok_json_type_is(m, "BPE"))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: model %s is not supported (only BPE)", path,
-                       m ? json_type(m) : "null");
+                       m ? og_tok_json_type(m) : "null");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
     if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: BPE dropout is not supported", path);
-    if (!json_is_false_or_null(m, "byte_fallback"))
+    if (!og_tok_json_is_false_or_null(m, "byte_fallback"))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: BPE byte_fallback is not supported", path);
     static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
@@ -358,51 +331,19 @@ static og_status load_model(og_bpe *t, const cJSON *m, const char *path)
     return OG_OK;
 }
 
-static og_status load_added(og_bpe *t, const cJSON *list, const char *path)
-{
-    int n = cJSON_GetArraySize(list);
-    if (n == 0)
-        return OG_OK;
-    t->added = calloc((size_t)n, sizeof *t->added);
-    if (!t->added)
-        return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, list)
-    {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!cJSON_IsString(c) || !c->valuestring[0] || !cJSON_IsNumber(id) || id->valuedouble < 0)
-            return og_fail(OG_ERR_FORMAT, "%s: an added token lacks content or id", path);
-        static const char *const flags[] = {"lstrip", "rstrip", "single_word"};
-        for (int k = 0; k < 3; k++)
-            if (!json_is_false_or_null(e, flags[k]))
-                return og_fail(OG_ERR_UNSUPPORTED, "%s: added token %s has %s=true (not supported)",
-                               path, c->valuestring, flags[k]);
-        added_token *a = &t->added[t->n_added++];
-        a->content = strdup(c->valuestring);
-        if (!a->content)
-            return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-        a->len = strlen(a->content);
-        a->id = (int32_t)id->valuedouble;
-        a->normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "normalized"));
-        if (a->id + 1 > t->vocab_size)
-            t->vocab_size = a->id + 1;
-    }
-    return OG_OK;
-}
-
 static og_status load_json(og_bpe *t, const cJSON *root, const char *path)
 {
     byte_level_alphabet(t);
     OG_TRY(load_model(t, cJSON_GetObjectItemCaseSensitive(root, "model"), path));
-    OG_TRY(load_added(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path));
+    OG_TRY(og_tok_load_added(&t->added, &t->n_added, &t->vocab_size,
+                             cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path));
     OG_TRY(load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path));
     OG_TRY(load_pre_tokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path));
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (pp && !cJSON_IsNull(pp) && !json_type_is(pp, "ByteLevel"))
+    if (pp && !cJSON_IsNull(pp) && !og_tok_json_type_is(pp, "ByteLevel"))
         return og_fail(OG_ERR_UNSUPPORTED,
                        "%s: post_processor %s is not supported (it would add ids)", path,
-                       json_type(pp));
+                       og_tok_json_type(pp));
     for (int b = 0; b < 256; b++) {
         t->byte_id[b] = str_map_get(&t->vocab, t->byte_char[b], strlen(t->byte_char[b]));
         if (t->byte_id[b] < 0)
@@ -416,14 +357,8 @@ og_status og_bpe_load(og_bpe **out, const char *path)
 {
     *out = NULL;
     char file[4096];
-    size_t pl = strlen(path);
-    int w = pl > 5 && strcmp(path + pl - 5, ".json") == 0
-                ? snprintf(file, sizeof file, "%s", path)
-                : snprintf(file, sizeof file, "%s/tokenizer.json", path);
-    if (w < 0 || (size_t)w >= sizeof file)
-        return og_fail(OG_ERR_INVALID_ARG, "tokenizer path too long: %s", path);
-    cJSON *root = NULL;
-    OG_TRY(og_json_load(file, &root));
+    cJSON *root;
+    OG_TRY(og_tok_json_open(path, file, sizeof file, &root));
     og_bpe *t = calloc(1, sizeof *t);
     if (!t) {
         cJSON_Delete(root);
@@ -443,33 +378,13 @@ int og_bpe_vocab_size(const og_bpe *t) { return t->vocab_size; }
 
 int32_t og_bpe_token_id(const og_bpe *t, const char *token)
 {
-    size_t n = strlen(token);
-    for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].len == n && memcmp(t->added[i].content, token, n) == 0)
-            return t->added[i].id;
-    return str_map_get(&t->vocab, token, n);
+    int32_t id = og_tok_added_id(t->added, t->n_added, token);
+    if (id >= 0)
+        return id;
+    return str_map_get(&t->vocab, token, strlen(token));
 }
 
 /* ---- encoding ----------------------------------------------------------------------------- */
-
-typedef struct {
-    int32_t *ids;
-    int n, cap;
-} id_list;
-
-static og_status push_id(id_list *l, int32_t id)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        int32_t *ni = realloc(l->ids, (size_t)cap * sizeof *ni);
-        if (!ni)
-            return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-        l->ids = ni;
-        l->cap = cap;
-    }
-    l->ids[l->n++] = id;
-    return OG_OK;
-}
 
 typedef struct {
     int32_t rank, pos, merged;
@@ -525,7 +440,7 @@ static bool merge_of(const og_bpe *t, int32_t a, int32_t b, int32_t *rank, int32
 /* BPE of one pre-token (raw bytes). Symbols form a linked list; a heap holds candidate merges
  * ordered by (rank, position); a popped candidate whose pair has changed since it was pushed is
  * stale and skipped. This is tokenizers' merge order: lowest rank first, leftmost among equals. */
-static og_status bpe_piece(const og_bpe *t, const unsigned char *s, int n, id_list *out)
+static og_status bpe_piece(const og_bpe *t, const unsigned char *s, int n, og_tok_ids *out)
 {
     if (t->ignore_merges) {
         char buf[512];
@@ -537,10 +452,10 @@ static og_status bpe_piece(const og_bpe *t, const unsigned char *s, int n, id_li
         }
         int32_t id = (size_t)n * 2 < sizeof buf ? str_map_get(&t->vocab, buf, k) : -1;
         if (id >= 0)
-            return push_id(out, id);
+            return og_tok_push_id(out, id);
     }
     if (n == 1)
-        return push_id(out, t->byte_id[s[0]]);
+        return og_tok_push_id(out, t->byte_id[s[0]]);
     int32_t *sym = malloc((size_t)n * sizeof *sym);
     int *prev = malloc((size_t)n * sizeof *prev), *next = malloc((size_t)n * sizeof *next);
     heap_item *heap = malloc((size_t)n * 2 * sizeof *heap);
@@ -586,7 +501,7 @@ static og_status bpe_piece(const og_bpe *t, const unsigned char *s, int n, id_li
         }
     }
     for (int i = 0; i >= 0 && st == OG_OK; i = next[i])
-        st = push_id(out, sym[i]);
+        st = og_tok_push_id(out, sym[i]);
 done:
     free(sym);
     free(prev);
@@ -597,7 +512,7 @@ done:
 
 /* Splits s[0..n) by regex number r (Isolated: matches and gaps are pieces), recursing into the
  * next regex; after the last one every piece goes through BPE. */
-static og_status split_regex(const og_bpe *t, int r, const char *s, size_t n, id_list *out,
+static og_status split_regex(const og_bpe *t, int r, const char *s, size_t n, og_tok_ids *out,
                              pcre2_match_data **md)
 {
     if (n == 0)
@@ -629,29 +544,8 @@ static og_status split_regex(const og_bpe *t, int r, const char *s, size_t n, id
     return split_regex(t, r + 1, s + gap, n - gap, out, md);
 }
 
-/* Leftmost-longest added token in s[0..n) among those with normalized == want_normalized. */
-static const added_token *find_added(const og_bpe *t, const char *s, size_t n, bool want_normalized,
-                                     size_t *at)
-{
-    for (size_t i = 0; i < n; i++) {
-        const added_token *best = NULL;
-        for (int k = 0; k < t->n_added; k++) {
-            const added_token *a = &t->added[k];
-            if (a->normalized != want_normalized || a->len > n - i || a->content[0] != s[i])
-                continue;
-            if (memcmp(s + i, a->content, a->len) == 0 && (!best || a->len > best->len))
-                best = a;
-        }
-        if (best) {
-            *at = i;
-            return best;
-        }
-    }
-    return NULL;
-}
-
 /* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
-static og_status encode_plain(const og_bpe *t, const char *s, size_t n, id_list *out,
+static og_status encode_plain(const og_bpe *t, const char *s, size_t n, og_tok_ids *out,
                               pcre2_match_data **md)
 {
     if (n == 0)
@@ -666,14 +560,15 @@ static og_status encode_plain(const og_bpe *t, const char *s, size_t n, id_list 
     size_t off = 0;
     while (st == OG_OK) {
         size_t at;
-        const added_token *a = find_added(t, s + off, nn - off, true, &at);
+        const og_tok_added *a =
+            og_tok_find_added(t->added, t->n_added, s + off, nn - off, true, &at);
         if (!a) {
             st = split_regex(t, 0, s + off, nn - off, out, md);
             break;
         }
         st = split_regex(t, 0, s + off, at, out, md);
         if (st == OG_OK)
-            st = push_id(out, a->id);
+            st = og_tok_push_id(out, a->id);
         off += at + a->len;
     }
     free(norm);
@@ -684,15 +579,7 @@ og_status og_bpe_encode(const og_bpe *t, const char *text, size_t len, int32_t *
 {
     *ids = NULL;
     *n = 0;
-    if (len > (size_t)INT32_MAX / 4)
-        return og_fail(OG_ERR_INVALID_ARG, "text of %zu bytes is too long to tokenize", len);
-    uint32_t *tmp = malloc((len + 1) * sizeof *tmp);
-    if (!tmp)
-        return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-    int64_t valid = og_utf8_decode(text, len, tmp);
-    free(tmp);
-    if (valid < 0)
-        return og_fail(OG_ERR_INVALID_ARG, "the prompt is not valid UTF-8");
+    OG_TRY(og_tok_check_utf8(text, len));
 
     pcre2_match_data *md[OG_BPE_MAX_REGEX] = {0};
     og_status st = OG_OK;
@@ -701,18 +588,19 @@ og_status og_bpe_encode(const og_bpe *t, const char *text, size_t len, int32_t *
         if (!md[r])
             st = og_fail(OG_ERR_OOM, "tokenizer: out of memory");
     }
-    id_list out = {0};
+    og_tok_ids out = {0};
     size_t off = 0;
     while (st == OG_OK) {
         size_t at;
-        const added_token *a = find_added(t, text + off, len - off, false, &at);
+        const og_tok_added *a =
+            og_tok_find_added(t->added, t->n_added, text + off, len - off, false, &at);
         if (!a) {
             st = encode_plain(t, text + off, len - off, &out, md);
             break;
         }
         st = encode_plain(t, text + off, at, &out, md);
         if (st == OG_OK)
-            st = push_id(&out, a->id);
+            st = og_tok_push_id(&out, a->id);
         off += at + a->len;
     }
     for (int r = 0; r < t->n_regex; r++)

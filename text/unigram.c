@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/json_file.h"
 #include "text/unicode_grapheme.h"
+#include "text/tokenizer_common.h"
 #include "text/unicode_nfc.h"
 
 #define MAX_NORMALIZERS 8
@@ -41,13 +41,6 @@ typedef struct {
     bool left, right;
 } normalizer;
 
-typedef struct {
-    char *content;
-    size_t len;
-    int32_t id;
-    bool normalized;
-} added_token;
-
 struct og_unigram {
     char **pieces;
     double *scores;
@@ -59,7 +52,7 @@ struct og_unigram {
     double unk_score;
     bool byte_fallback;
     int32_t byte_id[256]; /* <0xXX> pieces, -1 when absent */
-    added_token *added;
+    og_tok_added *added;
     int n_added;
     normalizer norm[MAX_NORMALIZERS];
     int n_norm;
@@ -72,18 +65,6 @@ struct og_unigram {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static bool json_type_is(const cJSON *o, const char *type)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(v) && strcmp(v->valuestring, type) == 0;
-}
-
-static const char *json_type(const cJSON *o)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(v) ? v->valuestring : "(no type)";
-}
 
 static bool json_true(const cJSON *o, const char *key, bool def)
 {
@@ -133,25 +114,6 @@ static og_status buf_put(buf *b, const char *s, size_t n)
     memcpy(b->s + b->n, s, n);
     b->n += n;
     b->s[b->n] = 0;
-    return OG_OK;
-}
-
-typedef struct {
-    int32_t *ids;
-    int n, cap;
-} id_list;
-
-static og_status push_id(id_list *l, int32_t id)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        int32_t *ni = realloc(l->ids, (size_t)cap * sizeof *ni);
-        if (!ni)
-            return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-        l->ids = ni;
-        l->cap = cap;
-    }
-    l->ids[l->n++] = id;
     return OG_OK;
 }
 
@@ -207,9 +169,7 @@ void og_unigram_free(og_unigram *t)
     free(t->pieces);
     free(t->scores);
     free(t->sorted);
-    for (int i = 0; i < t->n_added; i++)
-        free(t->added[i].content);
-    free(t->added);
+    og_tok_added_free(t->added, t->n_added);
     for (int i = 0; i < t->n_norm; i++)
         normalizer_free(&t->norm[i]);
     free(t);
@@ -316,7 +276,7 @@ static og_status load_normalizer(og_unigram *t, const cJSON *n, const char *path
 {
     if (!n || cJSON_IsNull(n))
         return OG_OK;
-    if (json_type_is(n, "Sequence")) {
+    if (og_tok_json_type_is(n, "Sequence")) {
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n, "normalizers"))
             OG_TRY(load_normalizer(t, e, path));
@@ -326,12 +286,12 @@ static og_status load_normalizer(og_unigram *t, const cJSON *n, const char *path
         return og_fail(OG_ERR_UNSUPPORTED, "%s: more than %d normalizers", path, MAX_NORMALIZERS);
     normalizer *nm = &t->norm[t->n_norm];
     memset(nm, 0, sizeof *nm);
-    if (json_type_is(n, "Precompiled")) {
+    if (og_tok_json_type_is(n, "Precompiled")) {
         nm->kind = NORM_PRECOMPILED;
         t->n_norm++; /* counted before loading so that a failure frees what was allocated */
         return load_precompiled(nm, n, path);
     }
-    if (json_type_is(n, "Replace")) {
+    if (og_tok_json_type_is(n, "Replace")) {
         nm->kind = NORM_REPLACE;
         t->n_norm++;
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
@@ -352,20 +312,20 @@ static og_status load_normalizer(og_unigram *t, const cJSON *n, const char *path
             return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
         return OG_OK;
     }
-    if (json_type_is(n, "Strip")) {
+    if (og_tok_json_type_is(n, "Strip")) {
         nm->kind = NORM_STRIP;
         nm->left = json_true(n, "strip_left", false);
         nm->right = json_true(n, "strip_right", false);
         t->n_norm++;
         return OG_OK;
     }
-    if (json_type_is(n, "NFC")) {
+    if (og_tok_json_type_is(n, "NFC")) {
         nm->kind = NORM_NFC;
         t->n_norm++;
         return OG_OK;
     }
     return og_fail(OG_ERR_UNSUPPORTED, "%s: normalizer %s is not supported (only Precompiled, "
-                   "Replace, Strip, NFC and Sequence)", path, json_type(n));
+                   "Replace, Strip, NFC and Sequence)", path, og_tok_json_type(n));
 }
 
 static og_status load_metaspace(og_unigram *t, const cJSON *p, const char *path)
@@ -400,35 +360,35 @@ static og_status load_pre_tokenizer(og_unigram *t, const cJSON *p, const char *p
 {
     if (!p || cJSON_IsNull(p))
         return OG_OK;
-    if (json_type_is(p, "Sequence")) {
+    if (og_tok_json_type_is(p, "Sequence")) {
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(p, "pretokenizers"))
             OG_TRY(load_pre_tokenizer(t, e, path));
         return OG_OK;
     }
-    if (json_type_is(p, "WhitespaceSplit")) {
+    if (og_tok_json_type_is(p, "WhitespaceSplit")) {
         if (t->metaspace || t->whitespace_split)
             return og_fail(OG_ERR_UNSUPPORTED, "%s: WhitespaceSplit after Metaspace or twice is "
                            "not supported", path);
         t->whitespace_split = true;
         return OG_OK;
     }
-    if (json_type_is(p, "Metaspace")) {
+    if (og_tok_json_type_is(p, "Metaspace")) {
         if (t->metaspace)
             return og_fail(OG_ERR_UNSUPPORTED, "%s: two Metaspace pre-tokenizers", path);
         return load_metaspace(t, p, path);
     }
     return og_fail(OG_ERR_UNSUPPORTED, "%s: pre_tokenizer %s is not supported (only "
-                   "WhitespaceSplit, Metaspace and Sequence)", path, json_type(p));
+                   "WhitespaceSplit, Metaspace and Sequence)", path, og_tok_json_type(p));
 }
 
 static og_status load_template(og_unigram *t, const cJSON *pp, const char *path)
 {
     if (!pp || cJSON_IsNull(pp))
         return OG_OK;
-    if (!json_type_is(pp, "TemplateProcessing"))
+    if (!og_tok_json_type_is(pp, "TemplateProcessing"))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: post_processor %s is not supported (only "
-                       "TemplateProcessing)", path, json_type(pp));
+                       "TemplateProcessing)", path, og_tok_json_type(pp));
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
     const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
     bool seen_a = false;
@@ -469,45 +429,11 @@ static og_status load_template(og_unigram *t, const cJSON *pp, const char *path)
     return OG_OK;
 }
 
-static og_status load_added(og_unigram *t, const cJSON *list, const char *path)
-{
-    int n = cJSON_GetArraySize(list);
-    if (n == 0)
-        return OG_OK;
-    t->added = calloc((size_t)n, sizeof *t->added);
-    if (!t->added)
-        return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, list)
-    {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!cJSON_IsString(c) || !c->valuestring[0] || !cJSON_IsNumber(id) ||
-            id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1)
-            return og_fail(OG_ERR_FORMAT, "%s: an added token lacks content or id", path);
-        static const char *const flags[] = {"lstrip", "rstrip", "single_word"};
-        for (int k = 0; k < 3; k++)
-            if (json_true(e, flags[k], false))
-                return og_fail(OG_ERR_UNSUPPORTED, "%s: added token %s has %s=true (not supported)",
-                               path, c->valuestring, flags[k]);
-        added_token *a = &t->added[t->n_added++];
-        a->content = strdup(c->valuestring);
-        if (!a->content)
-            return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-        a->len = strlen(a->content);
-        a->id = (int32_t)id->valuedouble;
-        a->normalized = json_true(e, "normalized", false);
-        if (a->id + 1 > t->vocab_size)
-            t->vocab_size = a->id + 1;
-    }
-    return OG_OK;
-}
-
 static og_status load_model(og_unigram *t, const cJSON *m, const char *path)
 {
-    if (!m || !json_type_is(m, "Unigram"))
+    if (!m || !og_tok_json_type_is(m, "Unigram"))
         return og_fail(OG_ERR_UNSUPPORTED, "%s: model %s is not supported (only Unigram)", path,
-                       m ? json_type(m) : "null");
+                       m ? og_tok_json_type(m) : "null");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
     int n = cJSON_GetArraySize(vocab);
     if (!cJSON_IsArray(vocab) || n < 1)
@@ -571,7 +497,8 @@ static og_status load_model(og_unigram *t, const cJSON *m, const char *path)
 static og_status load_json(og_unigram *t, const cJSON *root, const char *path)
 {
     OG_TRY(load_model(t, cJSON_GetObjectItemCaseSensitive(root, "model"), path));
-    OG_TRY(load_added(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path));
+    OG_TRY(og_tok_load_added(&t->added, &t->n_added, &t->vocab_size,
+                             cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path));
     OG_TRY(load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path));
     OG_TRY(load_pre_tokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path));
     OG_TRY(load_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path));
@@ -588,14 +515,8 @@ og_status og_unigram_load(og_unigram **out, const char *path)
 {
     *out = NULL;
     char file[4096];
-    size_t pl = strlen(path);
-    int w = pl > 5 && strcmp(path + pl - 5, ".json") == 0
-                ? snprintf(file, sizeof file, "%s", path)
-                : snprintf(file, sizeof file, "%s/tokenizer.json", path);
-    if (w < 0 || (size_t)w >= sizeof file)
-        return og_fail(OG_ERR_INVALID_ARG, "tokenizer path too long: %s", path);
-    cJSON *root = NULL;
-    OG_TRY(og_json_load(file, &root));
+    cJSON *root;
+    OG_TRY(og_tok_json_open(path, file, sizeof file, &root));
     og_unigram *t = calloc(1, sizeof *t);
     if (!t) {
         cJSON_Delete(root);
@@ -615,11 +536,10 @@ int og_unigram_vocab_size(const og_unigram *t) { return t->vocab_size; }
 
 int32_t og_unigram_token_id(const og_unigram *t, const char *token)
 {
-    size_t n = strlen(token);
-    for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].len == n && memcmp(t->added[i].content, token, n) == 0)
-            return t->added[i].id;
-    return piece_id(t, token, n);
+    int32_t id = og_tok_added_id(t->added, t->n_added, token);
+    if (id >= 0)
+        return id;
+    return piece_id(t, token, strlen(token));
 }
 
 /* ---- normalizers --------------------------------------------------------------------------- */
@@ -808,29 +728,29 @@ typedef struct {
 } lattice_node;
 
 /* An unknown span: its exact piece if one exists, else bytes with byte_fallback, else <unk>. */
-static og_status push_unknown(const og_unigram *t, const char *s, size_t n, id_list *out)
+static og_status push_unknown(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
 {
     int32_t id = piece_id(t, s, n);
     if (id >= 0)
-        return push_id(out, id);
+        return og_tok_push_id(out, id);
     if (t->byte_fallback) {
         bool all = true;
         for (size_t i = 0; i < n; i++)
             all &= t->byte_id[(unsigned char)s[i]] >= 0;
         if (all) {
             for (size_t i = 0; i < n; i++)
-                OG_TRY(push_id(out, t->byte_id[(unsigned char)s[i]]));
+                OG_TRY(og_tok_push_id(out, t->byte_id[(unsigned char)s[i]]));
             return OG_OK;
         }
     }
-    return push_id(out, t->unk_id);
+    return og_tok_push_id(out, t->unk_id);
 }
 
 /* Viterbi over one pre-token: node[e] holds the best path ending at byte e. Candidates at each
  * start are tried shortest first and replace a node only when strictly better (tokenizers' order);
  * a start whose first character no piece covers gets <unk> over that character. The path is read
  * back to front; adjacent <unk> nodes are fused into one span. */
-static og_status viterbi(const og_unigram *t, const char *s, size_t n, id_list *out)
+static og_status viterbi(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
 {
     if (n == 0)
         return OG_OK;
@@ -875,7 +795,7 @@ static og_status viterbi(const og_unigram *t, const char *s, size_t n, id_list *
     for (int i = k - 1; i >= 0 && st == OG_OK; i--) {
         size_t b = (size_t)rev_start[i], e = i > 0 ? (size_t)rev_start[i - 1] : n;
         if (rev[i] != t->unk_id) {
-            st = push_id(out, rev[i]);
+            st = og_tok_push_id(out, rev[i]);
             continue;
         }
         while (i > 0 && rev[i - 1] == t->unk_id) { /* fuse the run of unknowns */
@@ -893,7 +813,7 @@ done:
 
 /* Metaspace on one word: spaces become the replacement character, which is prepended unless the
  * word starts with it, and with split the word is cut before every replacement character. */
-static og_status metaspace_word(const og_unigram *t, const char *s, size_t n, id_list *out)
+static og_status metaspace_word(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
 {
     buf w = {0};
     og_status st = OG_OK;
@@ -917,7 +837,7 @@ static og_status metaspace_word(const og_unigram *t, const char *s, size_t n, id
     return st;
 }
 
-static og_status pre_tokenize(const og_unigram *t, const char *s, size_t n, id_list *out)
+static og_status pre_tokenize(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
 {
     if (!t->whitespace_split)
         return t->metaspace ? (n ? metaspace_word(t, s, n, out) : OG_OK) : viterbi(t, s, n, out);
@@ -936,29 +856,8 @@ static og_status pre_tokenize(const og_unigram *t, const char *s, size_t n, id_l
     return OG_OK;
 }
 
-/* Leftmost-longest added token in s[0..n) among those with normalized == want_normalized. */
-static const added_token *find_added(const og_unigram *t, const char *s, size_t n,
-                                     bool want_normalized, size_t *at)
-{
-    for (size_t i = 0; i < n; i++) {
-        const added_token *best = NULL;
-        for (int k = 0; k < t->n_added; k++) {
-            const added_token *a = &t->added[k];
-            if (a->normalized != want_normalized || a->len > n - i || a->content[0] != s[i])
-                continue;
-            if (memcmp(s + i, a->content, a->len) == 0 && (!best || a->len > best->len))
-                best = a;
-        }
-        if (best) {
-            *at = i;
-            return best;
-        }
-    }
-    return NULL;
-}
-
 /* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
-static og_status encode_plain(const og_unigram *t, const char *s, size_t n, id_list *out)
+static og_status encode_plain(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
 {
     if (n == 0)
         return OG_OK;
@@ -969,39 +868,26 @@ static og_status encode_plain(const og_unigram *t, const char *s, size_t n, id_l
     size_t off = 0;
     while (st == OG_OK) {
         size_t at;
-        const added_token *a = find_added(t, norm + off, nn - off, true, &at);
+        const og_tok_added *a =
+            og_tok_find_added(t->added, t->n_added, norm + off, nn - off, true, &at);
         if (!a) {
             st = pre_tokenize(t, norm + off, nn - off, out);
             break;
         }
         st = pre_tokenize(t, norm + off, at, out);
         if (st == OG_OK)
-            st = push_id(out, a->id);
+            st = og_tok_push_id(out, a->id);
         off += at + a->len;
     }
     free(norm);
     return st;
 }
 
-static og_status check_utf8(const char *text, size_t len)
-{
-    if (len > (size_t)INT32_MAX / 4)
-        return og_fail(OG_ERR_INVALID_ARG, "text of %zu bytes is too long to tokenize", len);
-    uint32_t *tmp = malloc((len + 1) * sizeof *tmp);
-    if (!tmp)
-        return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-    int64_t valid = og_utf8_decode(text, len, tmp);
-    free(tmp);
-    if (valid < 0)
-        return og_fail(OG_ERR_INVALID_ARG, "the prompt is not valid UTF-8");
-    return OG_OK;
-}
-
 og_status og_unigram_normalize(const og_unigram *t, const char *text, size_t len, char **out,
                                size_t *out_len)
 {
     *out = NULL;
-    OG_TRY(check_utf8(text, len));
+    OG_TRY(og_tok_check_utf8(text, len));
     return normalize(t, text, len, out, out_len);
 }
 
@@ -1014,20 +900,21 @@ og_status og_unigram_encode(const og_unigram *t, const char *text, size_t len, b
     if (max_len > 0 && max_len < n_special)
         return og_fail(OG_ERR_INVALID_ARG, "a maximum length of %d is shorter than the %d tokens "
                        "the tokenizer's template adds", max_len, n_special);
-    OG_TRY(check_utf8(text, len));
-    id_list body = {0};
+    OG_TRY(og_tok_check_utf8(text, len));
+    og_tok_ids body = {0};
     og_status st = OG_OK;
     size_t off = 0;
     while (st == OG_OK) {
         size_t at;
-        const added_token *a = find_added(t, text + off, len - off, false, &at);
+        const og_tok_added *a =
+            og_tok_find_added(t->added, t->n_added, text + off, len - off, false, &at);
         if (!a) {
             st = encode_plain(t, text + off, len - off, &body);
             break;
         }
         st = encode_plain(t, text + off, at, &body);
         if (st == OG_OK)
-            st = push_id(&body, a->id);
+            st = og_tok_push_id(&body, a->id);
         off += at + a->len;
     }
     int keep = body.n;
