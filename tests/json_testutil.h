@@ -2,6 +2,8 @@
 #ifndef OG_TESTS_JSON_TESTUTIL_H
 #define OG_TESTS_JSON_TESTUTIL_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -38,6 +40,35 @@ static inline bool og_test_json_temp(const cJSON *obj, char *path)
         close(fd);
     free(text);
     return ok;
+}
+
+/* ids[0..n) == the JSON array exp; prints the first difference (labelled what, case case_i). */
+static inline bool og_test_same_ids(const int32_t *ids, int n, const cJSON *exp, const char *what,
+                                    int case_i)
+{
+    int m = cJSON_GetArraySize(exp);
+    for (int i = 0; i < n && i < m; i++) {
+        int e = cJSON_GetArrayItem(exp, i)->valueint;
+        if (ids[i] != e) {
+            fprintf(stderr, "case %d %s: id %d is %d, expected %d\n", case_i, what, i, ids[i], e);
+            return false;
+        }
+    }
+    if (n != m) {
+        fprintf(stderr, "case %d %s: %d ids, expected %d\n", case_i, what, n, m);
+        return false;
+    }
+    return true;
+}
+
+/* Writes text to path (a file the test then loads; a failed write shows as a failed load). */
+static inline void og_test_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json_testutil.h"
 #include "testutil.h"
 #include "text/bpe.h"
 #include "text/unicode_nfc.h"
@@ -15,41 +16,14 @@
 #define TOK_DIR "models/zimage-tiny/tokenizer"
 #define CASES "tests/fixtures/tokenizer/cases.json"
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
 /* Writes root as dir/tokenizer.json (its path goes to path) and deletes it. */
 static void write_tokenizer(cJSON *root, const char *dir, char *path, size_t path_size)
 {
     char *out = cJSON_PrintUnformatted(root);
     snprintf(path, path_size, "%s/tokenizer.json", dir);
-    write_file(path, out);
+    og_test_write_text(path, out);
     free(out);
     cJSON_Delete(root);
-}
-
-/* ids[0..n) == the JSON array exp; prints the first difference. */
-static bool same_ids(const int32_t *ids, int n, const cJSON *exp, const char *what, int case_i)
-{
-    int m = cJSON_GetArraySize(exp);
-    for (int i = 0; i < n && i < m; i++) {
-        int e = cJSON_GetArrayItem(exp, i)->valueint;
-        if (ids[i] != e) {
-            fprintf(stderr, "case %d %s: id %d is %d, expected %d\n", case_i, what, i, ids[i], e);
-            return false;
-        }
-    }
-    if (n != m) {
-        fprintf(stderr, "case %d %s: %d ids, expected %d\n", case_i, what, n, m);
-        return false;
-    }
-    return true;
 }
 
 static int check_corpus(const og_bpe *tok, const cJSON *cases, const char *label)
@@ -62,7 +36,7 @@ static int check_corpus(const og_bpe *tok, const cJSON *cases, const char *label
         int32_t *ids;
         int n;
         CHECK_OK(og_bpe_encode(tok, text, strlen(text), &ids, &n));
-        if (!same_ids(ids, n, cJSON_GetObjectItem(c, "ids"), label, i))
+        if (!og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "ids"), label, i))
             fails++;
         free(ids);
 
@@ -71,13 +45,13 @@ static int check_corpus(const og_bpe *tok, const cJSON *cases, const char *label
         CHECK(strcmp(chat, cJSON_GetObjectItem(c, "chat_text")->valuestring) == 0,
               "case %d: chat text differs", i);
         CHECK_OK(og_bpe_encode(tok, chat, strlen(chat), &ids, &n));
-        if (!same_ids(ids, n, cJSON_GetObjectItem(c, "chat_ids"), "chat", i))
+        if (!og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "chat_ids"), "chat", i))
             fails++;
         free(ids);
         free(chat);
 
         CHECK_OK(og_bpe_encode_chat(tok, text, 512, &ids, &n));
-        if (!same_ids(ids, n, cJSON_GetObjectItem(c, "chat_ids_512"), "chat 512", i))
+        if (!og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "chat_ids_512"), "chat 512", i))
             fails++;
         free(ids);
         i++;
@@ -189,7 +163,7 @@ int main(void)
         check_refused(tok_json, dir, "model", "{\"type\":\"Unigram\"}", OG_ERR_UNSUPPORTED);
         char path[600];
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-        write_file(path, "{\"model\": ");
+        og_test_write_text(path, "{\"model\": ");
         s = og_bpe_load(&none, dir);
         CHECK(s == OG_ERR_FORMAT, "truncated JSON gave %s", og_status_name(s));
         unlink(path);

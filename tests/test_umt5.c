@@ -11,6 +11,7 @@
 
 #include "io/diffusers.h"
 #include "io/weights.h"
+#include "json_testutil.h"
 #include "testutil.h"
 #include "text/umt5.h"
 #include "text/unigram.h"
@@ -86,15 +87,6 @@ static void check_prompt(const og_umt5 *te, const og_weights *ref, const char *i
     free(out);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
 /* A copy of the fixture encoder whose config.json has `from` replaced by `to`; expects load to
  * fail with `want`. */
 static void check_bad_config(const char *from, const char *to, og_status want)
@@ -111,7 +103,7 @@ static void check_bad_config(const char *from, const char *to, og_status want)
     if (at) {
         char *edited = malloc(strlen(cfg) + strlen(to) + 1);
         sprintf(edited, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
-        write_text(cpath, edited);
+        og_test_write_text(cpath, edited);
         free(edited);
         og_test_copy_file(FIX "/text_encoder/model.safetensors", wpath);
         og_umt5 *m = NULL;

@@ -12,29 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json_testutil.h"
 #include "testutil.h"
 #include "text/unicode_grapheme.h"
 #include "text/unicode_nfc.h"
 #include "text/unigram.h"
 
 #define FIX "tests/fixtures/wan/umt5"
-
-static bool same_ids(const int32_t *ids, int n, const cJSON *exp, const char *what, int case_i)
-{
-    int m = cJSON_GetArraySize(exp);
-    for (int i = 0; i < n && i < m; i++) {
-        int e = cJSON_GetArrayItem(exp, i)->valueint;
-        if (ids[i] != e) {
-            fprintf(stderr, "case %d %s: id %d is %d, expected %d\n", case_i, what, i, ids[i], e);
-            return false;
-        }
-    }
-    if (n != m) {
-        fprintf(stderr, "case %d %s: %d ids, expected %d\n", case_i, what, n, m);
-        return false;
-    }
-    return true;
-}
 
 static void check_graphemes(const char *text, const cJSON *lens, int case_i)
 {
@@ -64,13 +48,14 @@ static int check_cases(const og_unigram *tok, const og_unigram *variant, const c
         int32_t *ids;
         int n;
         CHECK_OK(og_unigram_encode(tok, text, len, true, 0, &ids, &n));
-        fails += !same_ids(ids, n, cJSON_GetObjectItem(c, "ids"), "ids", i);
+        fails += !og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "ids"), "ids", i);
         free(ids);
         CHECK_OK(og_unigram_encode(tok, text, len, true, max_len, &ids, &n));
-        fails += !same_ids(ids, n, cJSON_GetObjectItem(c, "ids_64"), "ids_64", i);
+        fails += !og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "ids_64"), "ids_64", i);
         free(ids);
         CHECK_OK(og_unigram_encode(variant, text, len, true, 0, &ids, &n));
-        fails += !same_ids(ids, n, cJSON_GetObjectItem(c, "variant_ids"), "byte fallback", i);
+        fails +=
+            !og_test_same_ids(ids, n, cJSON_GetObjectItem(c, "variant_ids"), "byte fallback", i);
         free(ids);
 
         char *norm;
@@ -86,15 +71,6 @@ static int check_cases(const og_unigram *tok, const og_unigram *variant, const c
     printf("%d cases, %d id mismatches\n", i, fails);
     CHECK(i >= 100, "only %d cases", i);
     return fails;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
 }
 
 /* The byte-fallback variant: the fixture tokenizer.json with the parts the script swapped in. */
@@ -125,7 +101,7 @@ static og_status load_json_tok(cJSON *json, og_unigram **out)
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     char *text = cJSON_PrintUnformatted(json);
-    write_text(path, text);
+    og_test_write_text(path, text);
     free(text);
     cJSON_Delete(json);
     og_status s = og_unigram_load(out, dir);
