@@ -192,6 +192,18 @@ og_status og_config_bool_array(const og_config *cfg, const char *key, bool *out,
     return OG_OK;
 }
 
+og_status og_config_int_range(const og_config *cfg, const char *key, int64_t lo, int64_t hi,
+                              int *out)
+{
+    int64_t v = 0;
+    OG_TRY(og_config_int(cfg, key, &v));
+    if (v < lo || v > hi)
+        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]",
+                       og_config_path(cfg), key, (long long)v, (long long)lo, (long long)hi);
+    *out = (int)v;
+    return OG_OK;
+}
+
 og_status og_config_int_or(const og_config *cfg, const char *key, int64_t def, int64_t *out)
 {
     *out = def;

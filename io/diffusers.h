@@ -59,6 +59,10 @@ og_status og_config_float_array(const og_config *cfg, const char *key, double *o
                                 int *n);
 og_status og_config_bool_array(const og_config *cfg, const char *key, bool *out, int cap, int *n);
 
+/* A required integer in [lo, hi] as an int (OG_ERR_FORMAT outside it, naming the range). */
+og_status og_config_int_range(const og_config *cfg, const char *key, int64_t lo, int64_t hi,
+                              int *out);
+
 /* With a default used when the key is absent or null; a present value of the wrong type is
  * still an error. */
 og_status og_config_int_or(const og_config *cfg, const char *key, int64_t def, int64_t *out);

@@ -25,17 +25,6 @@ void og_qwen3_free(og_qwen3 *m)
     free(m);
 }
 
-static og_status cfg_int(const og_config *c, const char *key, int64_t lo, int64_t hi, int *out)
-{
-    int64_t v;
-    OG_TRY(og_config_int(c, key, &v));
-    if (v < lo || v > hi)
-        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]",
-                       og_config_path(c), key, (long long)v, (long long)lo, (long long)hi);
-    *out = (int)v;
-    return OG_OK;
-}
-
 /* "text_config.<name>" when the Qwen2.5-VL config nests its text model, else "<name>". */
 static const char *ckey(char *buf, size_t size, const char *prefix, const char *name)
 {
@@ -108,11 +97,14 @@ static og_status read_config(og_qwen3 *m, const char *dir)
         goto done;
     }
     const char *pre = vl && og_config_has(c, "text_config") ? "text_config." : "";
-    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "hidden_size"), 1, 1 << 16, &m->hidden));
-    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "num_hidden_layers"), 1, 1024, &m->layers));
-    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "num_attention_heads"), 1, 1024, &m->heads));
-    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "intermediate_size"), 1, 1 << 20, &m->inter));
-    TRY_C(cfg_int(c, ckey(k, sizeof k, pre, "vocab_size"), 1, 1 << 24, &m->vocab));
+    TRY_C(og_config_int_range(c, ckey(k, sizeof k, pre, "hidden_size"), 1, 1 << 16, &m->hidden));
+    TRY_C(og_config_int_range(c, ckey(k, sizeof k, pre, "num_hidden_layers"), 1, 1024,
+                              &m->layers));
+    TRY_C(og_config_int_range(c, ckey(k, sizeof k, pre, "num_attention_heads"), 1, 1024,
+                              &m->heads));
+    TRY_C(og_config_int_range(c, ckey(k, sizeof k, pre, "intermediate_size"), 1, 1 << 20,
+                              &m->inter));
+    TRY_C(og_config_int_range(c, ckey(k, sizeof k, pre, "vocab_size"), 1, 1 << 24, &m->vocab));
     int64_t kvh;
     TRY_C(og_config_int_or(c, ckey(k, sizeof k, pre, "num_key_value_heads"), m->heads, &kvh));
     m->kv_heads = (int)kvh;

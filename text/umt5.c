@@ -42,30 +42,19 @@ void og_umt5_free(og_umt5 *m)
     free(m);
 }
 
-static og_status cfg_int(const og_config *c, const char *key, int64_t lo, int64_t hi, int *out)
-{
-    int64_t v;
-    OG_TRY(og_config_int(c, key, &v));
-    if (v < lo || v > hi)
-        return og_fail(OG_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]",
-                       og_config_path(c), key, (long long)v, (long long)lo, (long long)hi);
-    *out = (int)v;
-    return OG_OK;
-}
-
 static og_status read_config_values(og_umt5 *m, const og_config *c, const char *path)
 {
     const char *model_type, *act, *ff;
     OG_TRY(og_config_string_or(c, "model_type", "umt5", &model_type));
     if (strcmp(model_type, "umt5") != 0)
         return og_fail(OG_ERR_UNSUPPORTED, "%s: model_type %s is not umt5", path, model_type);
-    OG_TRY(cfg_int(c, "d_model", 1, 1 << 16, &m->d_model));
-    OG_TRY(cfg_int(c, "d_kv", 1, 1024, &m->d_kv));
-    OG_TRY(cfg_int(c, "d_ff", 1, 1 << 20, &m->d_ff));
-    OG_TRY(cfg_int(c, "num_layers", 1, 1024, &m->layers));
-    OG_TRY(cfg_int(c, "num_heads", 1, 1024, &m->heads));
-    OG_TRY(cfg_int(c, "relative_attention_num_buckets", 4, 1 << 16, &m->buckets));
-    OG_TRY(cfg_int(c, "relative_attention_max_distance", 1, 1 << 24, &m->max_distance));
+    OG_TRY(og_config_int_range(c, "d_model", 1, 1 << 16, &m->d_model));
+    OG_TRY(og_config_int_range(c, "d_kv", 1, 1024, &m->d_kv));
+    OG_TRY(og_config_int_range(c, "d_ff", 1, 1 << 20, &m->d_ff));
+    OG_TRY(og_config_int_range(c, "num_layers", 1, 1024, &m->layers));
+    OG_TRY(og_config_int_range(c, "num_heads", 1, 1024, &m->heads));
+    OG_TRY(og_config_int_range(c, "relative_attention_num_buckets", 4, 1 << 16, &m->buckets));
+    OG_TRY(og_config_int_range(c, "relative_attention_max_distance", 1, 1 << 24, &m->max_distance));
     OG_TRY(og_config_float_or(c, "layer_norm_epsilon", 1e-6, &m->eps));
     if (m->max_distance <= m->buckets / 4)
         return og_fail(OG_ERR_FORMAT, "%s: relative_attention_max_distance %d must exceed a "
