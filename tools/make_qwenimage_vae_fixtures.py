@@ -38,39 +38,16 @@ import argparse
 import copy
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def randomize_(vae, seed, out_gain):
-    """Default init leaves gammas at 1 and biases at 0, which would hide a swapped norm or a
-    dropped bias: jitter them. conv_out is scaled so that few outputs hit the [-1, 1] clamp."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in vae.named_parameters():
-            if name.endswith("gamma"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        vae.decoder.conv_out.weight.mul_(out_gain)
-
-
-def save_vae(vae, out_dir, full, dtype):
-    """Writes config.json and the weights: everything (full) or only what decoding reads."""
-    os.makedirs(out_dir, exist_ok=True)
-    if full and dtype == torch.float32:
-        vae.save_pretrained(out_dir, safe_serialization=True)
-        return
-    vae.save_config(out_dir)
-    sd = {k: v for k, v in vae.state_dict().items()
-          if full or k.startswith("decoder.") or k.startswith("post_quant_conv.")}
-    sd = {k: v.detach().to(dtype).contiguous() for k, v in sd.items()}
-    save_file(sd, os.path.join(out_dir, "diffusion_pytorch_model.safetensors"),
-              metadata={"format": "pt"})
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+# the random weights (randomize_, also used by make_qwenimage_fixtures.py), the folder layout and
+# the variant builder are the Wan2.1 VAE fixtures'
+from make_wan_vae_fixtures import build_variant, randomize_  # noqa: E402,F401
 
 
 def wan_twin(vae):
@@ -137,21 +114,8 @@ def make_cases(vae, cases, seed):
 
 def build(root, name, cfg, seed, out_gain, full, dtype, cases):
     from diffusers import AutoencoderKLQwenImage
-    torch.manual_seed(seed)
-    vae = AutoencoderKLQwenImage(**cfg).eval()
-    randomize_(vae, seed + 1, out_gain)
-    if dtype != torch.float32:  # the reference computes in fp32 with the stored values
-        with torch.no_grad():
-            for p in vae.parameters():
-                p.copy_(p.to(dtype).float())
-    vdir = os.path.join(root, name)
-    save_vae(vae, os.path.join(vdir, "vae"), full, dtype)
-    if full:  # the reference decodes with the model as loaded from the saved folder
-        vae = AutoencoderKLQwenImage.from_pretrained(os.path.join(vdir, "vae")).eval()
-    print(f"{name}:")
-    save_file(make_cases(vae, cases, seed + 2), os.path.join(vdir, "cases.safetensors"))
-    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(vdir) for f in fs)
-    print(f"  {total / 1024:.0f} KiB")
+    build_variant(AutoencoderKLQwenImage, make_cases, root, name, cfg, seed, out_gain, full, dtype,
+                  cases)
 
 
 def main():

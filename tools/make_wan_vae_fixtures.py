@@ -91,10 +91,12 @@ def make_cases(vae, cases, seed):
     return out
 
 
-def build(root, name, cfg, seed, out_gain, full, dtype, cases):
-    from diffusers import AutoencoderKLWan
+def build_variant(cls, make_cases, root, name, cfg, seed, out_gain, full, dtype, cases):
+    """One variant folder root/name: a random-weight cls(**cfg) saved as vae/ (weights rounded to
+    dtype first when that is not fp32) and make_cases(vae, cases, seed + 2) as cases.safetensors.
+    Shared with tools/make_qwenimage_vae_fixtures.py."""
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(**cfg).eval()
+    vae = cls(**cfg).eval()
     randomize_(vae, seed + 1, out_gain)
     if dtype != torch.float32:  # the reference computes in fp32 with the stored values
         with torch.no_grad():
@@ -103,11 +105,17 @@ def build(root, name, cfg, seed, out_gain, full, dtype, cases):
     vdir = os.path.join(root, name)
     save_vae(vae, os.path.join(vdir, "vae"), full, dtype)
     if full:  # the reference decodes with the model as loaded from the saved folder
-        vae = AutoencoderKLWan.from_pretrained(os.path.join(vdir, "vae")).eval()
+        vae = cls.from_pretrained(os.path.join(vdir, "vae")).eval()
     print(f"{name}:")
     save_file(make_cases(vae, cases, seed + 2), os.path.join(vdir, "cases.safetensors"))
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(vdir) for f in fs)
     print(f"  {total / 1024:.0f} KiB")
+
+
+def build(root, name, cfg, seed, out_gain, full, dtype, cases):
+    from diffusers import AutoencoderKLWan
+    build_variant(AutoencoderKLWan, make_cases, root, name, cfg, seed, out_gain, full, dtype,
+                  cases)
 
 
 def main():
