@@ -1,7 +1,15 @@
-/* Shared loading helpers of the Wan2.1 and Qwen-Image transformers (see dit/dit_common.h). */
+/* Shared loading helpers of the transformers in dit/ (see dit/dit_common.h). */
 #include "dit/dit_common.h"
 
 #include <stdio.h>
+
+og_status dit_config_open(const char *transformer_dir, og_config **out)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/config.json", transformer_dir) >= (int)sizeof path)
+        return og_fail(OG_ERR_INVALID_ARG, "transformer folder path too long");
+    return og_config_load(out, path);
+}
 
 og_status dit_read_pos_int(const og_config *cfg, const char *key, int64_t def, int *out)
 {

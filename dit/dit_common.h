@@ -1,6 +1,7 @@
-/* Pieces the Wan2.1 (dit/wan.c) and Qwen-Image (dit/qwenimage.c) transformers share: a Linear
- * layer's weights and how it is loaded, run and planned for, a bounded config integer, the
- * forward's arena allocator that remembers a failure, and the scratch plan's byte arithmetic. */
+/* Pieces the transformers in dit/ share: the config.json loader (all three), and for Wan2.1
+ * (dit/wan.c) and Qwen-Image (dit/qwenimage.c) a Linear layer's weights and how it is loaded, run
+ * and planned for, a bounded config integer, the forward's arena allocator that remembers a
+ * failure, and the scratch plan's byte arithmetic. */
 #ifndef OG_DIT_COMMON_H
 #define OG_DIT_COMMON_H
 
@@ -20,6 +21,9 @@ typedef struct {
     og_tensor w; /* [N, K], stored dtype (f32, bf16 or f16) */
     float *b;    /* [N] */
 } dit_linear;
+
+/* Loads <transformer_dir>/config.json (a path too long is an invalid argument). */
+og_status dit_config_open(const char *transformer_dir, og_config **out);
 
 /* `key` of the config as an int in 1 .. 2^20, `def` when absent; out of range is a format
  * error naming the file and the key. */

@@ -113,11 +113,8 @@ static og_status parse_config(const og_config *cfg, og_qwenimage_config *c)
 
 og_status og_qwenimage_read_config(const char *transformer_dir, og_qwenimage_config *out)
 {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/config.json", transformer_dir) >= (int)sizeof path)
-        return og_fail(OG_ERR_INVALID_ARG, "transformer folder path too long");
     og_config *cfg;
-    OG_TRY(og_config_load(&cfg, path));
+    OG_TRY(dit_config_open(transformer_dir, &cfg));
     og_status st = parse_config(cfg, out);
     og_config_free(cfg);
     return st;

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "dit/dit_common.h"
 #include "dit/zimage_internal.h"
 #include "io/diffusers.h"
 #include "io/weights.h"
@@ -144,11 +145,8 @@ static og_status config_finish(og_zimage_config *c, const char *path)
 
 og_status og_zimage_read_config(const char *transformer_dir, og_zimage_config *out)
 {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/config.json", transformer_dir) >= (int)sizeof path)
-        return og_fail(OG_ERR_INVALID_ARG, "transformer folder path too long");
     og_config *cfg;
-    OG_TRY(og_config_load(&cfg, path));
+    OG_TRY(dit_config_open(transformer_dir, &cfg));
     og_status st = parse_config(cfg, out);
     og_config_free(cfg);
     return st;
