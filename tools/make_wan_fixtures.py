@@ -34,7 +34,8 @@ from safetensors.torch import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from make_wan_umt5_fixtures import build_tokenizer, tokenizer_folder  # noqa: E402
+from make_wan_umt5_fixtures import (build_tokenizer, tiny_umt5_encoder,  # noqa: E402
+                                    tokenizer_folder)
 
 MODEL = os.path.join(ROOT, "models", "wan-tiny")
 OUT = os.path.join(ROOT, "tests", "fixtures", "wan", "pipeline")
@@ -96,26 +97,13 @@ def jitter_(model, seed, names):
 def build_pipeline(tmp):
     from diffusers import (AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline,
                            WanTransformer3DModel)
-    from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
+    from transformers import T5TokenizerFast
     tok, vocab_size = build_tokenizer(tmp)
     tokdir = os.path.join(tmp, "tokenizer")
     tokenizer_folder(tok, tokdir)
     tokenizer = T5TokenizerFast.from_pretrained(tokdir)
 
-    torch.manual_seed(0)
-    cfg = UMT5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
-                     relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                     feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, dropout_rate=0.0,
-                     tie_word_embeddings=False)
-    text_encoder = UMT5EncoderModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in text_encoder.named_parameters():
-            if "layer_norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
-            elif "relative_attention_bias" in name:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / (p.shape[-1] ** 0.5))
+    text_encoder = tiny_umt5_encoder(vocab_size)
 
     torch.manual_seed(1)
     transformer = WanTransformer3DModel(

@@ -223,7 +223,9 @@ def tokenizer_fixtures(tmp):
     return tokdir, vocab_size, ref
 
 
-def encoder_fixtures(tokdir, vocab_size, ref_tok):
+def tiny_umt5_encoder(vocab_size):
+    """The tiny random-weight umT5 encoder (torch seed 0) of these fixtures and of models/wan-tiny
+    (tools/make_wan_fixtures.py): d_model 32, 2 layers, 4 heads x 8, d_ff 48, 32 buckets."""
     from transformers import UMT5Config, UMT5EncoderModel
     torch.manual_seed(0)
     cfg = UMT5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
@@ -239,6 +241,13 @@ def encoder_fixtures(tokdir, vocab_size, ref_tok):
                 p.copy_(0.5 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p) / (p.shape[-1] ** 0.5))
+    return model
+
+
+def encoder_fixtures(tokdir, vocab_size, ref_tok):
+    from transformers import UMT5EncoderModel
+    model = tiny_umt5_encoder(vocab_size)
+    cfg = model.config
     enc_dir = os.path.join(OUT, "text_encoder")
     model.save_pretrained(enc_dir, safe_serialization=True)
 
