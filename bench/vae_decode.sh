@@ -52,22 +52,4 @@ print(f"diffusers: {res}")
 PY
 OMP_NUM_THREADS=$threads "$build/bench_vae" "$dir/vae" "$latent" "$latent" --runs "$runs" \
   --latents "$dir/latents.f32" --image "$dir/og.f32" | tee "$dir/og.txt"
-python3 - "$dir" <<'PY'
-import json, re, sys
-
-import numpy as np
-
-d = sys.argv[1]
-ref = np.fromfile(f"{d}/ref.f32", dtype=np.float32).astype(np.float64)
-og = np.fromfile(f"{d}/og.f32", dtype=np.float32).astype(np.float64)
-ref_t = json.load(open(f"{d}/ref.json"))
-line = open(f"{d}/og.txt").read()
-og_wall = float(re.search(r": ([0-9.]+) s \(median", line).group(1))
-og_cpu = float(re.search(r"([0-9.]+) CPU-s", line).group(1))
-print(f"threads {ref_t['threads']}: wall median diffusers {ref_t['median_s']:.2f} s, omnigen "
-      f"{og_wall:.2f} s, speedup {ref_t['median_s'] / og_wall:.2f}x; CPU-s {ref_t['cpu_s']:.2f} vs "
-      f"{og_cpu:.2f}, ratio {ref_t['cpu_s'] / og_cpu:.2f}x")
-print(f"omnigen image vs diffusers: rel err {np.linalg.norm(og - ref) / np.linalg.norm(ref):.2g}, "
-      f"max abs {np.abs(og - ref).max():.2g}, bytes within 1/255 "
-      f"{100 * np.mean(np.abs(np.round(og * 255) - np.round(ref * 255)) <= 1):.4f}%")
-PY
+python3 bench/vae_compare.py "$dir" image

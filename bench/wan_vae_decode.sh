@@ -53,21 +53,4 @@ print(f"diffusers: {res}")
 PY
 OMP_NUM_THREADS=$threads "$build/bench_wan_vae" "$dir/vae" "$frames" "$latent" "$latent" \
   --runs "$runs" --latents "$dir/z.f32" --video "$dir/og.f32" | tee "$dir/og.txt"
-python3 - "$dir" <<'PY'
-import json, re, sys
-
-import numpy as np
-
-d = sys.argv[1]
-ref = np.fromfile(f"{d}/ref.f32", dtype=np.float32).astype(np.float64)
-og = np.fromfile(f"{d}/og.f32", dtype=np.float32).astype(np.float64)
-ref_t = json.load(open(f"{d}/ref.json"))
-line = open(f"{d}/og.txt").read()
-og_wall = float(re.search(r": ([0-9.]+) s \(median", line).group(1))
-og_cpu = float(re.search(r"([0-9.]+) CPU-s", line).group(1))
-print(f"threads {ref_t['threads']}: wall median diffusers {ref_t['median_s']:.2f} s, omnigen "
-      f"{og_wall:.2f} s, speedup {ref_t['median_s'] / og_wall:.2f}x; CPU-s {ref_t['cpu_s']:.2f} vs "
-      f"{og_cpu:.2f}, ratio {ref_t['cpu_s'] / og_cpu:.2f}x")
-print(f"omnigen video vs diffusers: max abs {np.abs(og - ref).max():.2g} "
-      f"(relative to the largest value {np.abs(og - ref).max() / np.abs(ref).max():.2g})")
-PY
+python3 bench/vae_compare.py "$dir" video
