@@ -544,10 +544,22 @@ static og_status split_regex(const og_bpe *t, int r, const char *s, size_t n, og
     return split_regex(t, r + 1, s + gap, n - gap, out, md);
 }
 
-/* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
-static og_status encode_plain(const og_bpe *t, const char *s, size_t n, og_tok_ids *out,
-                              pcre2_match_data **md)
+/* One encode call: the tokenizer and its match data (one per regex). */
+typedef struct {
+    const og_bpe *t;
+    pcre2_match_data **md;
+} bpe_run;
+
+static og_status split_piece(const void *ctx, const char *s, size_t n, og_tok_ids *out)
 {
+    const bpe_run *r = ctx;
+    return split_regex(r->t, 0, s, n, out, r->md);
+}
+
+/* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
+static og_status encode_plain(const void *ctx, const char *s, size_t n, og_tok_ids *out)
+{
+    const og_bpe *t = ((const bpe_run *)ctx)->t;
     if (n == 0)
         return OG_OK;
     char *norm = NULL;
@@ -556,21 +568,7 @@ static og_status encode_plain(const og_bpe *t, const char *s, size_t n, og_tok_i
         OG_TRY(og_nfc(s, n, &norm, &nn));
         s = norm;
     }
-    og_status st = OG_OK;
-    size_t off = 0;
-    while (st == OG_OK) {
-        size_t at;
-        const og_tok_added *a =
-            og_tok_find_added(t->added, t->n_added, s + off, nn - off, true, &at);
-        if (!a) {
-            st = split_regex(t, 0, s + off, nn - off, out, md);
-            break;
-        }
-        st = split_regex(t, 0, s + off, at, out, md);
-        if (st == OG_OK)
-            st = og_tok_push_id(out, a->id);
-        off += at + a->len;
-    }
+    og_status st = og_tok_split_added(t->added, t->n_added, s, nn, true, split_piece, ctx, out);
     free(norm);
     return st;
 }
@@ -589,20 +587,9 @@ og_status og_bpe_encode(const og_bpe *t, const char *text, size_t len, int32_t *
             st = og_fail(OG_ERR_OOM, "tokenizer: out of memory");
     }
     og_tok_ids out = {0};
-    size_t off = 0;
-    while (st == OG_OK) {
-        size_t at;
-        const og_tok_added *a =
-            og_tok_find_added(t->added, t->n_added, text + off, len - off, false, &at);
-        if (!a) {
-            st = encode_plain(t, text + off, len - off, &out, md);
-            break;
-        }
-        st = encode_plain(t, text + off, at, &out, md);
-        if (st == OG_OK)
-            st = og_tok_push_id(&out, a->id);
-        off += at + a->len;
-    }
+    const bpe_run run = {t, md};
+    if (st == OG_OK)
+        st = og_tok_split_added(t->added, t->n_added, text, len, false, encode_plain, &run, &out);
     for (int r = 0; r < t->n_regex; r++)
         pcre2_match_data_free(md[r]);
     if (st != OG_OK) {

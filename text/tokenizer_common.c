@@ -124,6 +124,28 @@ const og_tok_added *og_tok_find_added(const og_tok_added *added, int n_added, co
     return NULL;
 }
 
+og_status og_tok_split_added(const og_tok_added *added, int n_added, const char *s, size_t n,
+                             bool want_normalized, og_tok_piece_fn each, const void *ctx,
+                             og_tok_ids *out)
+{
+    og_status st = OG_OK;
+    size_t off = 0;
+    while (st == OG_OK) {
+        size_t at;
+        const og_tok_added *a = og_tok_find_added(added, n_added, s + off, n - off,
+                                                  want_normalized, &at);
+        if (!a) {
+            st = each(ctx, s + off, n - off, out);
+            break;
+        }
+        st = each(ctx, s + off, at, out);
+        if (st == OG_OK)
+            st = og_tok_push_id(out, a->id);
+        off += at + a->len;
+    }
+    return st;
+}
+
 og_status og_tok_check_utf8(const char *text, size_t len)
 {
     if (len > (size_t)INT32_MAX / 4)

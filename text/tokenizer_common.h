@@ -56,6 +56,16 @@ int32_t og_tok_added_id(const og_tok_added *added, int n_added, const char *toke
 const og_tok_added *og_tok_find_added(const og_tok_added *added, int n_added, const char *s,
                                       size_t n, bool want_normalized, size_t *at);
 
+/* Encodes one piece of text between added tokens, appending its ids to out. */
+typedef og_status (*og_tok_piece_fn)(const void *ctx, const char *s, size_t n, og_tok_ids *out);
+
+/* Splits s[0..n) on its added tokens with normalized == want_normalized (leftmost-longest, as
+ * og_tok_find_added): each(ctx, ...) encodes every piece before, between and after them (empty
+ * pieces included) and each token's id follows its piece; stops at the first failure. */
+og_status og_tok_split_added(const og_tok_added *added, int n_added, const char *s, size_t n,
+                             bool want_normalized, og_tok_piece_fn each, const void *ctx,
+                             og_tok_ids *out);
+
 /* OG_ERR_INVALID_ARG unless text[0..len) is valid UTF-8 of at most INT32_MAX / 4 bytes. */
 og_status og_tok_check_utf8(const char *text, size_t len);
 

@@ -856,29 +856,22 @@ static og_status pre_tokenize(const og_unigram *t, const char *s, size_t n, og_t
     return OG_OK;
 }
 
-/* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
-static og_status encode_plain(const og_unigram *t, const char *s, size_t n, og_tok_ids *out)
+static og_status pre_tokenize_piece(const void *t, const char *s, size_t n, og_tok_ids *out)
 {
+    return pre_tokenize(t, s, n, out);
+}
+
+/* Text between raw added tokens: normalize, split on normalized added tokens, pre-tokenize. */
+static og_status encode_plain(const void *ctx, const char *s, size_t n, og_tok_ids *out)
+{
+    const og_unigram *t = ctx;
     if (n == 0)
         return OG_OK;
     char *norm;
     size_t nn;
     OG_TRY(normalize(t, s, n, &norm, &nn));
-    og_status st = OG_OK;
-    size_t off = 0;
-    while (st == OG_OK) {
-        size_t at;
-        const og_tok_added *a =
-            og_tok_find_added(t->added, t->n_added, norm + off, nn - off, true, &at);
-        if (!a) {
-            st = pre_tokenize(t, norm + off, nn - off, out);
-            break;
-        }
-        st = pre_tokenize(t, norm + off, at, out);
-        if (st == OG_OK)
-            st = og_tok_push_id(out, a->id);
-        off += at + a->len;
-    }
+    og_status st =
+        og_tok_split_added(t->added, t->n_added, norm, nn, true, pre_tokenize_piece, t, out);
     free(norm);
     return st;
 }
@@ -902,21 +895,8 @@ og_status og_unigram_encode(const og_unigram *t, const char *text, size_t len, b
                        "the tokenizer's template adds", max_len, n_special);
     OG_TRY(og_tok_check_utf8(text, len));
     og_tok_ids body = {0};
-    og_status st = OG_OK;
-    size_t off = 0;
-    while (st == OG_OK) {
-        size_t at;
-        const og_tok_added *a =
-            og_tok_find_added(t->added, t->n_added, text + off, len - off, false, &at);
-        if (!a) {
-            st = encode_plain(t, text + off, len - off, &body);
-            break;
-        }
-        st = encode_plain(t, text + off, at, &body);
-        if (st == OG_OK)
-            st = og_tok_push_id(&body, a->id);
-        off += at + a->len;
-    }
+    og_status st =
+        og_tok_split_added(t->added, t->n_added, text, len, false, encode_plain, t, &body);
     int keep = body.n;
     if (st == OG_OK && max_len > 0 && body.n + n_special > max_len) {
         keep = max_len - n_special;
