@@ -16,17 +16,12 @@
 #include "testutil.h"
 #include "vae/autoencoder_kl_wan.h"
 #include "vae/qwenimage_latents.h"
+#include "vae_testutil.h"
 
 #define FIXTURES "tests/fixtures/qwenimage/vae"
 
 /* Measured: decode <= 3.8e-6, image <= 2.2e-6 (see docs/qwen-image.md). */
 #define DECODE_REL_TOL 1e-5
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
 
 static bool get(og_st_file *st, const char *name, const char *what, og_tensor *t)
 {
@@ -113,31 +108,7 @@ static void check_case(og_wan_vae *vae, og_st_file *st, const char *dir, const c
 
 static int check_variant(const char *dir)
 {
-    char path[1024];
-    og_st_file *st;
-    snprintf(path, sizeof path, "%s/cases.safetensors", dir);
-    og_status s = og_st_open(&st, path);
-    CHECK_OK(s);
-    if (s != OG_OK)
-        return 0;
-    og_wan_vae *vae;
-    snprintf(path, sizeof path, "%s/vae", dir);
-    s = og_wan_vae_load(&vae, path);
-    CHECK_OK(s);
-    int cases = 0;
-    for (int i = 0; s == OG_OK && i < og_st_count(st); i++) {
-        const char *name = og_st_entry_at(st, i)->name;
-        if (!ends_with(name, ".tokens"))
-            continue;
-        char base[200];
-        snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - strlen(".tokens")), name);
-        check_case(vae, st, dir, base);
-        cases++;
-    }
-    CHECK(s != OG_OK || cases > 0, "%s: no cases", dir);
-    og_wan_vae_free(vae);
-    og_st_close(st);
-    return cases > 0;
+    return og_test_wan_vae_cases(dir, ".tokens", check_case);
 }
 
 /* ---- packing on its own ------------------------------------------------------------------- */
@@ -280,12 +251,7 @@ static void check_bad_configs(const char *variant)
         expect_load(dir, OG_ERR_FORMAT, "temperal_downsample", "temperal_downsample too long");
     if (variant_copy(variant, dir, "\"base_dim\": ", "\"base_dim\": 1"))
         expect_load(dir, OG_ERR_SHAPE, "decoder.", "base_dim the weights do not have");
-    char path[1100];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
+    og_test_vae_remove(dir);
 }
 
 int main(int argc, char **argv)

@@ -13,17 +13,12 @@
 #include "io/safetensors.h"
 #include "testutil.h"
 #include "vae/autoencoder_kl_wan.h"
+#include "vae_testutil.h"
 
 #define FIXTURES "tests/fixtures/wan/vae"
 
 /* Measured: decode <= 2.4e-6, unscale exact (see docs/wan.md). */
 #define DECODE_REL_TOL 1e-5
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
 
 static void check_case(og_wan_vae *vae, og_st_file *st, const char *dir, const char *name)
 {
@@ -88,31 +83,7 @@ static void check_case(og_wan_vae *vae, og_st_file *st, const char *dir, const c
 
 static int check_variant(const char *dir)
 {
-    char path[1024];
-    og_st_file *st;
-    snprintf(path, sizeof path, "%s/cases.safetensors", dir);
-    og_status s = og_st_open(&st, path);
-    CHECK_OK(s);
-    if (s != OG_OK)
-        return 0;
-    og_wan_vae *vae;
-    snprintf(path, sizeof path, "%s/vae", dir);
-    s = og_wan_vae_load(&vae, path);
-    CHECK_OK(s);
-    int cases = 0;
-    for (int i = 0; s == OG_OK && i < og_st_count(st); i++) {
-        const char *name = og_st_entry_at(st, i)->name;
-        if (!ends_with(name, ".latents"))
-            continue;
-        char base[200];
-        snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - strlen(".latents")), name);
-        check_case(vae, st, dir, base);
-        cases++;
-    }
-    CHECK(s != OG_OK || cases > 0, "%s: no cases", dir);
-    og_wan_vae_free(vae);
-    og_st_close(st);
-    return cases > 0;
+    return og_test_wan_vae_cases(dir, ".latents", check_case);
 }
 
 /* ---- bad input ---------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* A variant of a fixture VAE folder for a path the committed fixtures lack: the same decoder with
  * a post_quant_conv (use_post_quant_conv true, a 1x1 conv near the identity), written to a
- * temporary folder that og_test_vae_remove deletes. */
+ * temporary folder that og_test_vae_remove deletes. And the case loop of the Wan-shaped VAE
+ * fixtures (tests/fixtures/wan/vae, tests/fixtures/qwenimage/vae). */
 #ifndef OG_TEST_VAE_TESTUTIL_H
 #define OG_TEST_VAE_TESTUTIL_H
 
@@ -11,6 +12,7 @@
 
 #include "io/safetensors.h"
 #include "testutil.h"
+#include "vae/autoencoder_kl_wan.h"
 
 #define OG_TEST_VAE_WEIGHTS "diffusion_pytorch_model.safetensors"
 
@@ -82,6 +84,42 @@ static inline bool og_test_vae_post_quant(const char *src, char *dir)
         og_test_vae_remove(dir);
     }
     return ok;
+}
+
+/* Loads dir/vae and runs check(vae, st, dir, case) on every case of dir/cases.safetensors: each
+ * entry named <case><suffix>. Returns 1 when there was at least one case (a fixture variant
+ * without any fails). */
+static inline int og_test_wan_vae_cases(const char *dir, const char *suffix,
+                                        void (*check)(og_wan_vae *vae, og_st_file *st,
+                                                      const char *dir, const char *name))
+{
+    char path[1024];
+    og_st_file *st;
+    snprintf(path, sizeof path, "%s/cases.safetensors", dir);
+    og_status s = og_st_open(&st, path);
+    CHECK_OK(s);
+    if (s != OG_OK)
+        return 0;
+    og_wan_vae *vae;
+    snprintf(path, sizeof path, "%s/vae", dir);
+    s = og_wan_vae_load(&vae, path);
+    CHECK_OK(s);
+    int cases = 0;
+    const size_t m = strlen(suffix);
+    for (int i = 0; s == OG_OK && i < og_st_count(st); i++) {
+        const char *name = og_st_entry_at(st, i)->name;
+        const size_t n = strlen(name);
+        if (n < m || strcmp(name + n - m, suffix) != 0)
+            continue;
+        char base[200];
+        snprintf(base, sizeof base, "%.*s", (int)(n - m), name);
+        check(vae, st, dir, base);
+        cases++;
+    }
+    CHECK(s != OG_OK || cases > 0, "%s: no cases", dir);
+    og_wan_vae_free(vae);
+    og_st_close(st);
+    return cases > 0;
 }
 
 #endif
