@@ -74,6 +74,12 @@ static void check_nfc(const cJSON *list)
         CHECK(n == strlen(exp) && memcmp(out, exp, n) == 0, "NFC case %d (%s) gives %s, expected %s",
               i, in, out, exp);
         free(out);
+        /* Checking only (no code point buffer) counts what decoding does. */
+        size_t len = strlen(in);
+        uint32_t *cps = malloc((len + 1) * sizeof *cps);
+        CHECK(cps && og_utf8_decode(in, len, NULL) == og_utf8_decode(in, len, cps),
+              "NFC case %d: og_utf8_decode without a buffer counts differently", i);
+        free(cps);
         i++;
     }
     CHECK(i > 10, "only %d NFC cases", i);

@@ -167,12 +167,7 @@ og_status og_prompt_clean(const char *prompt, char **out)
 {
     *out = NULL;
     size_t len = strlen(prompt);
-    uint32_t *cps = malloc((len + 1) * sizeof *cps);
-    if (!cps)
-        return og_fail(OG_ERR_OOM, "prompt clean-up: out of memory");
-    int64_t valid = og_utf8_decode(prompt, len, cps);
-    free(cps);
-    if (valid < 0)
+    if (og_utf8_decode(prompt, len, NULL) < 0)
         return og_fail(OG_ERR_INVALID_ARG, "the prompt is not valid UTF-8");
     char *once, *twice;
     size_t n1, n2;
@@ -181,7 +176,7 @@ og_status og_prompt_clean(const char *prompt, char **out)
     free(once);
     OG_TRY(st);
     /* The unescaped text is valid UTF-8 (references become whole characters), so it decodes. */
-    cps = malloc((n2 + 1) * sizeof *cps);
+    uint32_t *cps = malloc((n2 + 1) * sizeof *cps);
     char *res = malloc(n2 + 1);
     int64_t m = cps ? og_utf8_decode(twice, n2, cps) : -1;
     free(twice);

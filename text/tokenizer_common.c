@@ -150,12 +150,7 @@ og_status og_tok_check_utf8(const char *text, size_t len)
 {
     if (len > (size_t)INT32_MAX / 4)
         return og_fail(OG_ERR_INVALID_ARG, "text of %zu bytes is too long to tokenize", len);
-    uint32_t *tmp = malloc((len + 1) * sizeof *tmp);
-    if (!tmp)
-        return og_fail(OG_ERR_OOM, "tokenizer: out of memory");
-    int64_t valid = og_utf8_decode(text, len, tmp);
-    free(tmp);
-    if (valid < 0)
+    if (og_utf8_decode(text, len, NULL) < 0)
         return og_fail(OG_ERR_INVALID_ARG, "the prompt is not valid UTF-8");
     return OG_OK;
 }

@@ -18,7 +18,9 @@ int64_t og_utf8_decode(const char *str, size_t len, uint32_t *cps)
         int extra;
         uint32_t min;
         if (c < 0x80) {
-            cps[n++] = c;
+            if (cps)
+                cps[n] = c;
+            n++;
             i++;
             continue;
         } else if ((c & 0xE0) == 0xC0) {
@@ -39,7 +41,9 @@ int64_t og_utf8_decode(const char *str, size_t len, uint32_t *cps)
         }
         if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
             return -1;
-        cps[n++] = c;
+        if (cps)
+            cps[n] = c;
+        n++;
         i += (size_t)extra + 1;
     }
     return n;

@@ -21,7 +21,8 @@ extern const og_nfc_comp og_nfc_comp_table[];
 extern const int og_nfc_comp_count;
 
 /* Decodes valid UTF-8 into code points: returns the count, or -1 for invalid UTF-8 (overlong
- * forms, surrogates, values past U+10FFFF, truncated sequences). cps needs len entries. */
+ * forms, surrogates, values past U+10FFFF, truncated sequences). cps needs len entries, or is
+ * NULL to only check the text. */
 int64_t og_utf8_decode(const char *s, size_t len, uint32_t *cps);
 /* Encodes one code point; returns the bytes written (1-4). */
 int og_utf8_encode(uint32_t cp, char *out);
