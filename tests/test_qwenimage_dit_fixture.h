@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "testutil.h"
 
 /* One reference call: x [hp·wp, in], text [L, joint], mask [L] or NULL, out [hp·wp, out·p²]. */
 typedef struct {
@@ -31,26 +32,14 @@ static inline og_status qi_fix_open(og_weights **ref, char *transformer_dir, siz
     return og_weights_open_file(ref, path);
 }
 
-static inline og_status qi_fix_f32(const og_weights *ref, const char *cname, const char *what,
-                                   og_tensor *t)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s.%s", cname, what);
-    OG_TRY(og_weights_get(ref, name, t));
-    if (t->dtype != OG_F32)
-        return og_fail(OG_ERR_SHAPE, "fixture tensor %s is %s, expected f32", name,
-                       og_dtype_name(t->dtype));
-    return OG_OK;
-}
-
 static inline og_status qi_fix_case(const og_weights *ref, const char *cname, qi_case *c)
 {
     og_tensor x, grid, t, text, out, mask;
-    OG_TRY(qi_fix_f32(ref, cname, "x", &x));
-    OG_TRY(qi_fix_f32(ref, cname, "grid", &grid));
-    OG_TRY(qi_fix_f32(ref, cname, "t", &t));
-    OG_TRY(qi_fix_f32(ref, cname, "text", &text));
-    OG_TRY(qi_fix_f32(ref, cname, "out", &out));
+    OG_TRY(og_test_fixture_f32(ref, cname, "x", &x));
+    OG_TRY(og_test_fixture_f32(ref, cname, "grid", &grid));
+    OG_TRY(og_test_fixture_f32(ref, cname, "t", &t));
+    OG_TRY(og_test_fixture_f32(ref, cname, "text", &text));
+    OG_TRY(og_test_fixture_f32(ref, cname, "out", &out));
     if (x.ndim != 2 || text.ndim != 2 || out.ndim != 2 || og_tensor_numel(&grid) != 2 ||
         text.shape[0] > 64)
         return og_fail(OG_ERR_SHAPE, "fixture case %s: unexpected shapes", cname);
@@ -61,7 +50,7 @@ static inline og_status qi_fix_case(const og_weights *ref, const char *cname, qi
     char name[64];
     snprintf(name, sizeof name, "%s.mask", cname);
     if (og_weights_has(ref, name)) {
-        OG_TRY(qi_fix_f32(ref, cname, "mask", &mask));
+        OG_TRY(og_test_fixture_f32(ref, cname, "mask", &mask));
         if (og_tensor_numel(&mask) != c->L)
             return og_fail(OG_ERR_SHAPE, "fixture case %s: mask length", cname);
         for (int64_t i = 0; i < c->L; i++)

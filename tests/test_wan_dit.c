@@ -61,28 +61,9 @@ static void check_variant(const char *variant, const char *const *cases, int nca
 /* A copy of the tiny model's folder with its config.json replaced by `config`. */
 static og_status load_with_config(const char *config, og_wan **m, char *dir)
 {
-    char path[256];
-    strcpy(dir, "/tmp/og_wan_cfg_XXXXXX");
-    if (!mkdtemp(dir))
-        return og_fail(OG_ERR_IO, "mkdtemp");
-    snprintf(path, 256, "%s/config.json", dir);
-    FILE *f = fopen(path, "w");
-    fputs(config, f);
-    fclose(f);
-    snprintf(path, 256, "%s/diffusion_pytorch_model.safetensors", dir);
-    og_test_copy_file("tests/fixtures/wan/dit/tiny/transformer/diffusion_pytorch_model.safetensors",
-                      path);
+    OG_TRY(og_test_model_folder(dir, "/tmp/og_wan_cfg_XXXXXX", config, "tests/fixtures/wan/dit/"
+                                "tiny/transformer/diffusion_pytorch_model.safetensors"));
     return og_wan_load(m, dir);
-}
-
-static void cleanup(const char *dir)
-{
-    char path[256];
-    snprintf(path, 256, "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, 256, "%s/diffusion_pytorch_model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
 }
 
 /* The tiny model's config with `key` set to `value` (added when the config lacks it) must be
@@ -95,12 +76,7 @@ static void expect_refused(const char *key, const char *value, og_status want, c
     static const char *const values[] = {"\"WanTransformer3DModel\"", "12", "2", "16", "16",
                                          "32", "32", "2", "32", "[1, 2, 2]"};
     char config[1024];
-    int at = snprintf(config, sizeof config, "{\"%s\": %s", key, value);
-    for (int i = 0; i < 10; i++)
-        if (strcmp(keys[i], key) != 0)
-            at += snprintf(config + at, sizeof config - (size_t)at, ", \"%s\": %s", keys[i],
-                           values[i]);
-    snprintf(config + at, sizeof config - (size_t)at, "}");
+    og_test_config_with(config, sizeof config, keys, values, 10, key, value);
     og_wan *m = NULL;
     char dir[64];
     og_status st = load_with_config(config, &m, dir);
@@ -110,7 +86,7 @@ static void expect_refused(const char *key, const char *value, og_status want, c
           needle);
     CHECK(m == NULL, "refused load returned a model");
     og_wan_free(m);
-    cleanup(dir);
+    og_test_model_remove(dir);
 }
 
 static void check_config_and_errors(void)

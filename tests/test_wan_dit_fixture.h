@@ -9,6 +9,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "testutil.h"
 
 /* One reference call: x [C, F, H, W], t [1], text [L, text_dim], out [C_out, F, H, W]. */
 typedef struct {
@@ -26,25 +27,13 @@ static inline og_status wan_fix_open(og_weights **ref, char *transformer_dir, si
     return og_weights_open_file(ref, path);
 }
 
-static inline og_status wan_fix_f32(const og_weights *ref, const char *cname, const char *what,
-                                    og_tensor *t)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s.%s", cname, what);
-    OG_TRY(og_weights_get(ref, name, t));
-    if (t->dtype != OG_F32)
-        return og_fail(OG_ERR_SHAPE, "fixture tensor %s is %s, expected f32", name,
-                       og_dtype_name(t->dtype));
-    return OG_OK;
-}
-
 static inline og_status wan_fix_case(const og_weights *ref, const char *cname, wan_case *c)
 {
     og_tensor x, t, text, out;
-    OG_TRY(wan_fix_f32(ref, cname, "x", &x));
-    OG_TRY(wan_fix_f32(ref, cname, "t", &t));
-    OG_TRY(wan_fix_f32(ref, cname, "text", &text));
-    OG_TRY(wan_fix_f32(ref, cname, "out", &out));
+    OG_TRY(og_test_fixture_f32(ref, cname, "x", &x));
+    OG_TRY(og_test_fixture_f32(ref, cname, "t", &t));
+    OG_TRY(og_test_fixture_f32(ref, cname, "text", &text));
+    OG_TRY(og_test_fixture_f32(ref, cname, "out", &out));
     if (x.ndim != 4 || text.ndim != 2 || out.ndim != 4)
         return og_fail(OG_ERR_SHAPE, "fixture case %s: unexpected ranks", cname);
     *c = (wan_case){.x = x.data, .text = text.data, .out = out.data, .t = *(const float *)t.data,

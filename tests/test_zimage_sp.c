@@ -100,12 +100,7 @@ static void check_variant(const char *variant)
         for (int r = 0; r < world; r++)
             j.out[r] = calloc((size_t)n, sizeof(float));
         CHECK_OK(og_run_ranks(world, 1, rank_main, &j));
-        double worst = 0;
-        for (int r = 0; r < world; r++) {
-            double e = og_test_rel_err_f(j.out[r], serial, (size_t)n);
-            worst = e > worst ? e : worst;
-            free(j.out[r]);
-        }
+        double worst = og_test_worst_rank_err(j.out, world, serial, (size_t)n);
         printf("  %s %dx%d %s: max rel err vs serial %.3g over %d ranks\n", variant,
                layouts[li].U, layouts[li].R, og_ulysses_mode_name(layouts[li].mode), worst, world);
         CHECK(worst < 1e-5, "%s %dx%d %s: rel err %g", variant, layouts[li].U, layouts[li].R,

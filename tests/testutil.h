@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "io/file.h"
+#include "io/weights.h"
 
 #define OG_TEST_SKIP 77
 
@@ -188,6 +189,74 @@ static inline int og_test_each_variant(int argc, char **argv, const char *root, 
     if (d)
         closedir(d);
     return checked;
+}
+
+/* The f32 tensor `<prefix>.<what>` of a reference fixture file; any other dtype is a shape error. */
+static inline og_status og_test_fixture_f32(const og_weights *ref, const char *prefix,
+                                            const char *what, og_tensor *t)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    OG_TRY(og_weights_get(ref, name, t));
+    if (t->dtype != OG_F32)
+        return og_fail(OG_ERR_SHAPE, "fixture tensor %s is %s, expected f32", name,
+                       og_dtype_name(t->dtype));
+    return OG_OK;
+}
+
+/* A JSON object into out: `key`: `value` first, then every keys[i]: values[i] but `key` (the
+ * values are JSON text). */
+static inline void og_test_config_with(char *out, size_t cap, const char *const *keys,
+                                       const char *const *values, int n, const char *key,
+                                       const char *value)
+{
+    int at = snprintf(out, cap, "{\"%s\": %s", key, value);
+    for (int i = 0; i < n; i++)
+        if (strcmp(keys[i], key) != 0)
+            at += snprintf(out + at, cap - (size_t)at, ", \"%s\": %s", keys[i], values[i]);
+    snprintf(out + at, cap - (size_t)at, "}");
+}
+
+/* A new model folder dir (a mkdtemp of `templ`, at most 63 characters) holding config.json =
+ * `config` and a copy of the safetensors file `weights` as diffusion_pytorch_model.safetensors;
+ * og_test_model_remove deletes it. */
+static inline og_status og_test_model_folder(char dir[64], const char *templ, const char *config,
+                                             const char *weights)
+{
+    char path[256];
+    snprintf(dir, 64, "%s", templ);
+    if (!mkdtemp(dir))
+        return og_fail(OG_ERR_IO, "mkdtemp");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(config, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    og_test_copy_file(weights, path);
+    return OG_OK;
+}
+
+static inline void og_test_model_remove(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The largest og_test_rel_err_f of the `world` per-rank outputs out[r] [n] against ref [n]; frees
+ * them. */
+static inline double og_test_worst_rank_err(float **out, int world, const float *ref, size_t n)
+{
+    double worst = 0;
+    for (int r = 0; r < world; r++) {
+        double e = og_test_rel_err_f(out[r], ref, n);
+        worst = e > worst ? e : worst;
+        free(out[r]);
+    }
+    return worst;
 }
 
 #endif
