@@ -34,10 +34,8 @@ Seeds are fixed; rerunning reproduces the files (CPU, fp32).
 
     python3 tools/make_qwenimage_vae_fixtures.py       # from the repository root
 """
-import argparse
 import copy
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -45,9 +43,9 @@ import torch
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-# the random weights (randomize_, also used by make_qwenimage_fixtures.py), the folder layout and
-# the variant builder are the Wan2.1 VAE fixtures'
-from make_wan_vae_fixtures import build_variant, randomize_  # noqa: E402,F401
+# the random weights (randomize_, also used by make_qwenimage_fixtures.py), the folder layout,
+# the variant builder and the command line are the Wan2.1 VAE fixtures'
+from make_wan_vae_fixtures import build_variant, randomize_, start  # noqa: E402,F401
 
 
 def wan_twin(vae):
@@ -119,14 +117,7 @@ def build(root, name, cfg, seed, out_gain, full, dtype, cases):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default=ROOT, help="repository root to write into")
-    args = ap.parse_args()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    torch.use_deterministic_algorithms(True)
-    out = os.path.join(args.root, "tests", "fixtures", "qwenimage", "vae")
-    if os.path.lexists(out):
-        shutil.rmtree(out)
+    out = start(__doc__, "qwenimage")
 
     build(out, "tiny", dict(base_dim=3, z_dim=16), seed=40, out_gain=3.0, full=True,
           dtype=torch.float32, cases={"a": (40, 56), "b": (37, 16)})

@@ -118,15 +118,23 @@ def build(root, name, cfg, seed, out_gain, full, dtype, cases):
                   cases)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def start(doc, model):
+    """The fixture scripts' common start: parses --root, makes torch deterministic and returns
+    the fixture folder <root>/tests/fixtures/<model>/vae, emptied. Shared with
+    tools/make_qwenimage_vae_fixtures.py."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--root", default=ROOT, help="repository root to write into")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     torch.use_deterministic_algorithms(True)
-    out = os.path.join(args.root, "tests", "fixtures", "wan", "vae")
+    out = os.path.join(args.root, "tests", "fixtures", model, "vae")
     if os.path.lexists(out):
         shutil.rmtree(out)
+    return out
+
+
+def main():
+    out = start(__doc__, "wan")
 
     build(out, "tiny", dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
           seed=10, out_gain=1.0, full=True, dtype=torch.float32,
