@@ -34,6 +34,8 @@ import torch
 from safetensors.torch import save_file
 from diffusers import QwenImageTransformer2DModel
 
+from dit_fixture_common import round_weights_, save_model
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "tests", "fixtures", "qwenimage", "dit")
 
@@ -50,26 +52,11 @@ def randomize_(model, seed):
                 p.copy_(p * 4.0 + 0.05 * torch.randn(p.shape, generator=g))
 
 
-def save_model(model, out_dir, dtype, shard):
-    os.makedirs(out_dir, exist_ok=True)
-    if dtype == torch.float32:
-        kw = {"max_shard_size": "60KB"} if shard else {}
-        model.save_pretrained(out_dir, safe_serialization=True, **kw)
-        return
-    model.save_config(out_dir)
-    sd = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
-    save_file(sd, os.path.join(out_dir, "diffusion_pytorch_model.safetensors"),
-              metadata={"format": "pt"})
-
-
 def make_variant(name, config, cases, dtype=torch.float32, shard=False, seed=0):
     torch.manual_seed(seed)
     model = QwenImageTransformer2DModel(**config).eval()
     randomize_(model, seed + 1)
-    if dtype != torch.float32:  # the reference computes with the stored (rounded) weights
-        with torch.no_grad():
-            for p in model.parameters():
-                p.copy_(p.to(dtype).float())
+    round_weights_(model, dtype)
     vdir = os.path.join(OUT, name)
     shutil.rmtree(vdir, ignore_errors=True)
     save_model(model, os.path.join(vdir, "transformer"), dtype, shard)
