@@ -70,9 +70,8 @@ og_status og_precision_parse(const char *s, og_precision *out)
 
 const char *og_precision_name(og_precision p) { return p == OG_PRECISION_BF16 ? "bf16" : "fp32"; }
 
-/* The component must be listed with one of the classes (NULL-terminated). */
-static og_status expect_component(const og_model_dir *md, const char *name,
-                                  const char *const *classes)
+og_status og_expect_component(const og_model_dir *md, const char *name,
+                              const char *const *classes)
 {
     const char *cls;
     OG_TRY(og_model_dir_component(md, name, NULL, &cls));
@@ -134,14 +133,14 @@ static og_status open_dir(og_ctx *ctx, const char *model_dir)
                                            "ZImagePipeline, QwenImagePipeline and WanPipeline "
                                            "folders",
                        pipe ? pipe : "folder without _class_name");
-    OG_TRY(expect_component(ctx->md, "transformer",
-                            (const char *[]){"ZImageTransformer2DModel", NULL}));
-    OG_TRY(expect_component(ctx->md, "vae", (const char *[]){"AutoencoderKL", NULL}));
-    OG_TRY(expect_component(ctx->md, "text_encoder", (const char *[]){"Qwen3Model", NULL}));
-    OG_TRY(expect_component(ctx->md, "tokenizer",
-                            (const char *[]){"Qwen2Tokenizer", "Qwen2TokenizerFast", NULL}));
-    OG_TRY(expect_component(ctx->md, "scheduler",
-                            (const char *[]){"FlowMatchEulerDiscreteScheduler", NULL}));
+    OG_TRY(og_expect_component(ctx->md, "transformer",
+                               (const char *[]){"ZImageTransformer2DModel", NULL}));
+    OG_TRY(og_expect_component(ctx->md, "vae", (const char *[]){"AutoencoderKL", NULL}));
+    OG_TRY(og_expect_component(ctx->md, "text_encoder", (const char *[]){"Qwen3Model", NULL}));
+    OG_TRY(og_expect_component(ctx->md, "tokenizer",
+                               (const char *[]){"Qwen2Tokenizer", "Qwen2TokenizerFast", NULL}));
+    OG_TRY(og_expect_component(ctx->md, "scheduler",
+                               (const char *[]){"FlowMatchEulerDiscreteScheduler", NULL}));
     OG_TRY(og_model_dir_path(ctx->md, "transformer", NULL, ctx->dit_dir, sizeof ctx->dit_dir));
     OG_TRY(og_model_dir_path(ctx->md, "vae", NULL, ctx->vae_dir, sizeof ctx->vae_dir));
     OG_TRY(og_model_dir_path(ctx->md, "text_encoder", NULL, ctx->text_dir, sizeof ctx->text_dir));
@@ -395,10 +394,8 @@ og_status og_ctx_run_ranks(og_ctx *ctx, const og_gen_params *p, og_rank_fn fn, v
     return st;
 }
 
-static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
-                                  const int64_t cap_len[2])
+og_status og_check_image_request(const og_gen_params *p, int m)
 {
-    int m = og_size_multiple(ctx);
     OG_TRY(og_check_size("width", p->width, m));
     OG_TRY(og_check_size("height", p->height, m));
     if (p->frames > 1)
@@ -409,6 +406,43 @@ static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
     if (!isfinite(p->guidance_scale) || p->guidance_scale < 0)
         return og_fail(OG_ERR_INVALID_ARG, "guidance_scale must be a number >= 0, got %g",
                        p->guidance_scale);
+    return OG_OK;
+}
+
+og_status og_rank_latents(const float *init, int64_t n, float **x, float **v, float **other)
+{
+    size_t bytes = sizeof(float) * (size_t)n;
+    *x = malloc(bytes);
+    *v = malloc(bytes);
+    *other = malloc(bytes);
+    if (!*x || !*v || !*other)
+        return og_fail(OG_ERR_OOM, "out of memory for the latents");
+    memcpy(*x, init, bytes);
+    return OG_OK;
+}
+
+og_status og_cfg_branches(og_sp *sp, int cfg_degree, int64_t n, og_branch_fn fn, void *arg,
+                          float *v, float *other, const float **cond, const float **neg)
+{
+    if (cfg_degree == 2) {
+        int branch = og_sp_cfg_index(sp);
+        OG_TRY(fn(arg, branch, v));
+        OG_TRY(og_sp_cfg_exchange(sp, v, other, n));
+        *cond = branch == 0 ? v : other;
+        *neg = branch == 0 ? other : v;
+    } else {
+        OG_TRY(fn(arg, 0, v));
+        OG_TRY(fn(arg, 1, other));
+        *cond = v;
+        *neg = other;
+    }
+    return OG_OK;
+}
+
+static og_status validate_request(const og_ctx *ctx, const og_gen_params *p,
+                                  const int64_t cap_len[2])
+{
+    OG_TRY(og_check_image_request(p, og_size_multiple(ctx)));
     if (p->parallel.cfg_degree == 2 && p->guidance_scale <= 0)
         return og_fail(OG_ERR_PARALLEL, "cfg_degree 2 runs the two guidance branches on separate "
                                         "ranks, but guidance_scale is 0 (there is one branch): "

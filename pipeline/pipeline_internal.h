@@ -4,6 +4,7 @@
 #define OG_PIPELINE_INTERNAL_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "dit/zimage.h"
 #include "io/diffusers.h"
@@ -102,5 +103,43 @@ og_status og_qwenimage_pipe_generate(og_ctx *ctx, const og_gen_params *p,
  * negative_prompt is recorded when with_negative. */
 og_status og_write_image_png(const og_ctx *ctx, const og_gen_params *p,
                              const og_image_result *img, bool with_negative);
+
+/* ---- pieces the three pipelines share (omnigen.c unless inline) ---- */
+
+/* Seconds on the monotonic clock. */
+static inline double og_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Tells p's progress callback (if any) that phase began, t_start seconds into the request. */
+static inline void og_report_phase(const og_gen_params *p, og_phase phase, double t_start)
+{
+    if (p->progress)
+        p->progress(p->progress_user, phase, 0, p->steps, og_now_s() - t_start);
+}
+
+/* model_index.json must list component name with one of classes (NULL-terminated); the
+ * message names the first. */
+og_status og_expect_component(const og_model_dir *md, const char *name,
+                              const char *const *classes);
+
+/* The image request checks of Z-Image and Qwen-Image: width and height multiples of m, frames
+ * 0 or 1, steps >= 1, guidance_scale a number >= 0. */
+og_status og_check_image_request(const og_gen_params *p, int m);
+
+/* A rank's latents for its denoising loop: *x a copy of init, *v and *other, n floats each
+ * (malloc'd; the caller frees all three, also on failure). */
+og_status og_rank_latents(const float *init, int64_t n, float **x, float **v, float **other);
+
+/* One guidance branch's model output into out (branch 0 the prompt, 1 the negative prompt). */
+typedef og_status (*og_branch_fn)(void *arg, int branch, float *out);
+/* Both branches' outputs of one step: with cfg_degree 2 this rank's own branch into v, then
+ * exchanged with the other CFG group's into other (og_sp_cfg_exchange); else branch 0 into v and
+ * branch 1 into other. *cond and *neg point to the prompt's and the negative prompt's. */
+og_status og_cfg_branches(og_sp *sp, int cfg_degree, int64_t n, og_branch_fn fn, void *arg,
+                          float *v, float *other, const float **cond, const float **neg);
 
 #endif

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/arena.h"
 #include "core/threads.h"
@@ -48,25 +47,7 @@ struct og_qwenimage_pipe {
     og_wan_vae *vae;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- the folder ------------------------------------------------------------------------------- */
-
-static og_status expect_class(const og_model_dir *md, const char *name, const char *a,
-                              const char *b)
-{
-    const char *cls;
-    OG_TRY(og_model_dir_component(md, name, NULL, &cls));
-    if (strcmp(cls, a) != 0 && (!b || strcmp(cls, b) != 0))
-        return og_fail(OG_ERR_FORMAT, "model_index.json lists %s as %s, expected %s", name, cls,
-                       a);
-    return OG_OK;
-}
 
 /* z_dim and the spatial factor 2^len(temperal_downsample), as the pipeline's vae_scale_factor;
  * the transformer must take z_dim·4 channels and predict z_dim·4 (patch 2). */
@@ -126,11 +107,15 @@ og_status og_qwenimage_pipe_open(og_ctx *ctx)
         return og_fail(OG_ERR_OOM, "out of memory");
     ctx->qwen = q;
     const og_model_dir *md = ctx->md;
-    OG_TRY(expect_class(md, "transformer", "QwenImageTransformer2DModel", NULL));
-    OG_TRY(expect_class(md, "vae", "AutoencoderKLQwenImage", NULL));
-    OG_TRY(expect_class(md, "text_encoder", "Qwen2_5_VLForConditionalGeneration", NULL));
-    OG_TRY(expect_class(md, "tokenizer", "Qwen2Tokenizer", "Qwen2TokenizerFast"));
-    OG_TRY(expect_class(md, "scheduler", "FlowMatchEulerDiscreteScheduler", NULL));
+    OG_TRY(og_expect_component(md, "transformer",
+                               (const char *[]){"QwenImageTransformer2DModel", NULL}));
+    OG_TRY(og_expect_component(md, "vae", (const char *[]){"AutoencoderKLQwenImage", NULL}));
+    OG_TRY(og_expect_component(md, "text_encoder",
+                               (const char *[]){"Qwen2_5_VLForConditionalGeneration", NULL}));
+    OG_TRY(og_expect_component(md, "tokenizer",
+                               (const char *[]){"Qwen2Tokenizer", "Qwen2TokenizerFast", NULL}));
+    OG_TRY(og_expect_component(md, "scheduler",
+                               (const char *[]){"FlowMatchEulerDiscreteScheduler", NULL}));
     char tok_dir[4096], sched_path[4096];
     OG_TRY(og_model_dir_path(md, "transformer", NULL, q->dit_dir, sizeof q->dit_dir));
     OG_TRY(og_model_dir_path(md, "vae", NULL, q->vae_dir, sizeof q->vae_dir));
@@ -240,17 +225,7 @@ og_status og_qwenimage_pipe_validate(const og_ctx *ctx, const og_gen_params *p)
         return og_fail(OG_ERR_INVALID_ARG, "max_sequence_length must be in 1..%d for Qwen-Image, "
                                            "got %d",
                        OG_QWENIMAGE_MAX_SEQUENCE, p->max_sequence_length);
-    const int m = og_qwenimage_pipe_size_multiple(q);
-    OG_TRY(og_check_size("width", p->width, m));
-    OG_TRY(og_check_size("height", p->height, m));
-    if (p->frames > 1)
-        return og_fail(OG_ERR_INVALID_ARG, "frames %d: this is an image model (frames 0 or 1)",
-                       p->frames);
-    if (p->steps < 1)
-        return og_fail(OG_ERR_INVALID_ARG, "steps must be at least 1, got %d", p->steps);
-    if (!isfinite(p->guidance_scale) || p->guidance_scale < 0)
-        return og_fail(OG_ERR_INVALID_ARG, "guidance_scale must be a number >= 0, got %g",
-                       p->guidance_scale);
+    OG_TRY(og_check_image_request(p, og_qwenimage_pipe_size_multiple(q)));
     if (p->parallel.cfg_degree == 2 && !uses_cfg(p))
         return og_fail(OG_ERR_PARALLEL, "cfg_degree 2 runs the two guidance branches on separate "
                                         "ranks, but Qwen-Image guides only with a negative prompt "
@@ -305,6 +280,18 @@ static og_status qwen_forward(const qwen_job *j, qwen_rank *r, float t, int bran
                                 j->cap_len[branch], out, &r->scratch);
 }
 
+typedef struct {
+    const qwen_job *j;
+    qwen_rank *r;
+    float t;
+} qwen_branch_arg;
+
+static og_status qwen_forward_branch(void *arg, int branch, float *out)
+{
+    const qwen_branch_arg *a = arg;
+    return qwen_forward(a->j, a->r, a->t, branch, out);
+}
+
 /* The pipeline's true CFG in fp32: comb = neg + s·(cond − neg), then each token's row scaled
  * by ‖cond‖ / ‖comb‖ (torch.norm over the channels). out may be cond or neg. */
 static void true_cfg(float *out, const float *cond, const float *neg, int64_t tokens,
@@ -335,18 +322,9 @@ static og_status qwen_velocity(const qwen_job *j, qwen_rank *r, float t)
     if (!uses_cfg(p))
         return qwen_forward(j, r, t, 0, r->v);
     const float *cond, *neg;
-    if (p->parallel.cfg_degree == 2) {
-        int branch = og_sp_cfg_index(r->sp);
-        OG_TRY(qwen_forward(j, r, t, branch, r->v));
-        OG_TRY(og_sp_cfg_exchange(r->sp, r->v, r->other, j->n));
-        cond = branch == 0 ? r->v : r->other;
-        neg = branch == 0 ? r->other : r->v;
-    } else {
-        OG_TRY(qwen_forward(j, r, t, 0, r->v));
-        OG_TRY(qwen_forward(j, r, t, 1, r->other));
-        cond = r->v;
-        neg = r->other;
-    }
+    qwen_branch_arg a = {j, r, t};
+    OG_TRY(og_cfg_branches(r->sp, p->parallel.cfg_degree, j->n, qwen_forward_branch, &a, r->v,
+                           r->other, &cond, &neg));
     true_cfg(r->v, cond, neg, j->hp * j->wp, j->channels, p->guidance_scale);
     return OG_OK;
 }
@@ -358,23 +336,17 @@ static og_status qwen_rank_run(og_comm *world, const qwen_job *j, qwen_rank *r)
     const int64_t cap_max = j->cap_len[0] > j->cap_len[1] ? j->cap_len[0] : j->cap_len[1];
     OG_TRY(og_arena_init(&r->scratch,
                          og_qwenimage_scratch_bytes(j->q->dit, j->hp, j->wp, cap_max, r->sp)));
-    size_t bytes = sizeof(float) * (size_t)j->n;
-    r->x = malloc(bytes);
-    r->v = malloc(bytes);
-    r->other = malloc(bytes);
-    if (!r->x || !r->v || !r->other)
-        return og_fail(OG_ERR_OOM, "out of memory for the latents");
-    memcpy(r->x, j->init, bytes);
+    OG_TRY(og_rank_latents(j->init, j->n, &r->x, &r->v, &r->other));
     bool reporter = og_sp_world_rank(r->sp) == 0;
-    double t0 = now_s();
+    double t0 = og_now_s();
     for (int i = 0; i < p->steps; i++) {
         OG_TRY(qwen_velocity(j, r, j->timesteps[i] / 1000.0f));
         og_flowmatch_step(j->sigmas, i, r->x, r->v, j->n, false);
         if (reporter && p->progress)
-            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, now_s() - t0);
+            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, og_now_s() - t0);
     }
     if (reporter)
-        memcpy(j->final, r->x, bytes);
+        memcpy(j->final, r->x, sizeof(float) * (size_t)j->n);
     return OG_OK;
 }
 
@@ -387,12 +359,6 @@ static og_status qwen_rank_fn(og_comm *world, void *arg)
 }
 
 /* ---- one generation --------------------------------------------------------------------------- */
-
-static void report(const og_gen_params *p, og_phase phase, double t_start)
-{
-    if (p->progress)
-        p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
-}
 
 typedef struct {
     float *cap[2];
@@ -431,7 +397,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
 {
     og_qwenimage_pipe *q = ctx->qwen;
     og_set_threads(og_ctx_threads(ctx, p));
-    report(p, OG_PHASE_ENCODE, t_start);
+    og_report_phase(p, OG_PHASE_ENCODE, t_start);
     int64_t cap_len[2] = {0, 0};
     for (int br = 0; br < (uses_cfg(p) ? 2 : 1); br++) {
         int n;
@@ -466,28 +432,28 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     const double mu = og_flowmatch_calculate_shift(&q->sched, tokens);
     OG_TRY(og_flowmatch_set_timesteps(&q->sched, p->steps, b->sigmas, &mu, b->sigmas,
                                       b->timesteps));
-    out->seconds_encode = now_s() - t_start;
+    out->seconds_encode = og_now_s() - t_start;
 
-    double t_loop = now_s();
+    double t_loop = og_now_s();
     qwen_job job = {.q = q, .p = p, .hp = h / 2, .wp = w / 2, .n = n, .channels = channels,
                     .cap = {b->cap[0], b->cap[1]}, .cap_len = {cap_len[0], cap_len[1]},
                     .sigmas = b->sigmas, .timesteps = b->timesteps, .init = b->tokens,
                     .final = b->final_tokens};
     OG_TRY(og_ctx_run_ranks(ctx, p, qwen_rank_fn, &job));
-    out->seconds_denoise = now_s() - t_loop;
+    out->seconds_denoise = og_now_s() - t_loop;
     if (!og_ctx_writes_outputs(ctx)) { /* world rank 0 decodes and writes */
         og_image_result_free(out);
         return OG_OK;
     }
     OG_TRY(og_qwenimage_unpack(out->latents, b->final_tokens, tokens, channels, h, w));
 
-    double t_dec = now_s();
-    report(p, OG_PHASE_DECODE, t_start);
+    double t_dec = og_now_s();
+    og_report_phase(p, OG_PHASE_DECODE, t_start);
     OG_TRY(decode(q, p, out, b->final_tokens, channels, b));
     if (p->output)
         OG_TRY(og_write_image_png(ctx, p, out, uses_cfg(p)));
-    out->seconds_decode = now_s() - t_dec;
-    report(p, OG_PHASE_DONE, t_start);
+    out->seconds_decode = og_now_s() - t_dec;
+    og_report_phase(p, OG_PHASE_DONE, t_start);
     return OG_OK;
 }
 

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "core/arena.h"
 #include "core/threads.h"
@@ -50,25 +49,7 @@ struct og_wan_pipe {
     og_wan_vae *vae;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- the folder ------------------------------------------------------------------------------- */
-
-static og_status expect_class(const og_model_dir *md, const char *name, const char *a,
-                              const char *b)
-{
-    const char *cls;
-    OG_TRY(og_model_dir_component(md, name, NULL, &cls));
-    if (strcmp(cls, a) != 0 && (!b || strcmp(cls, b) != 0))
-        return og_fail(OG_ERR_FORMAT, "model_index.json lists %s as %s, expected %s", name, cls,
-                       a);
-    return OG_OK;
-}
 
 /* The VAE's spatial and temporal factors from its structure (what the decoder produces), checked
  * against scale_factor_spatial / scale_factor_temporal when the config has them. */
@@ -160,10 +141,13 @@ og_status og_wan_pipe_open(og_ctx *ctx)
         return og_fail(OG_ERR_OOM, "out of memory");
     ctx->wan = w;
     const og_model_dir *md = ctx->md;
-    OG_TRY(expect_class(md, "transformer", "WanTransformer3DModel", NULL));
-    OG_TRY(expect_class(md, "vae", "AutoencoderKLWan", NULL));
-    OG_TRY(expect_class(md, "text_encoder", "UMT5EncoderModel", "T5EncoderModel"));
-    OG_TRY(expect_class(md, "tokenizer", "T5TokenizerFast", "T5Tokenizer"));
+    OG_TRY(og_expect_component(md, "transformer",
+                               (const char *[]){"WanTransformer3DModel", NULL}));
+    OG_TRY(og_expect_component(md, "vae", (const char *[]){"AutoencoderKLWan", NULL}));
+    OG_TRY(og_expect_component(md, "text_encoder",
+                               (const char *[]){"UMT5EncoderModel", "T5EncoderModel", NULL}));
+    OG_TRY(og_expect_component(md, "tokenizer",
+                               (const char *[]){"T5TokenizerFast", "T5Tokenizer", NULL}));
     const char *cls2;
     if (og_model_dir_component(md, "transformer_2", NULL, &cls2) == OG_OK)
         return og_fail(OG_ERR_UNSUPPORTED, "model_index.json has a transformer_2 (Wan2.2's "
@@ -373,6 +357,18 @@ static og_status wan_forward(const wan_job *j, wan_rank *r, float t, int branch,
                           j->text_len, out, &r->scratch);
 }
 
+typedef struct {
+    const wan_job *j;
+    wan_rank *r;
+    float t;
+} wan_branch_arg;
+
+static og_status wan_forward_branch(void *arg, int branch, float *out)
+{
+    const wan_branch_arg *a = arg;
+    return wan_forward(a->j, a->r, a->t, branch, out);
+}
+
 /* The guided prediction in r->v: WanPipeline's uncond + s·(cond − uncond) in fp32. */
 static og_status wan_velocity(const wan_job *j, wan_rank *r, float t)
 {
@@ -380,18 +376,9 @@ static og_status wan_velocity(const wan_job *j, wan_rank *r, float t)
     if (!uses_cfg(p))
         return wan_forward(j, r, t, 0, r->v);
     const float *pos, *neg;
-    if (p->parallel.cfg_degree == 2) {
-        int branch = og_sp_cfg_index(r->sp);
-        OG_TRY(wan_forward(j, r, t, branch, r->v));
-        OG_TRY(og_sp_cfg_exchange(r->sp, r->v, r->other, j->n));
-        pos = branch == 0 ? r->v : r->other;
-        neg = branch == 0 ? r->other : r->v;
-    } else {
-        OG_TRY(wan_forward(j, r, t, 0, r->v));
-        OG_TRY(wan_forward(j, r, t, 1, r->other));
-        pos = r->v;
-        neg = r->other;
-    }
+    wan_branch_arg a = {j, r, t};
+    OG_TRY(og_cfg_branches(r->sp, p->parallel.cfg_degree, j->n, wan_forward_branch, &a, r->v,
+                           r->other, &pos, &neg));
     const float s = p->guidance_scale;
     float *out = r->v;
     for (int64_t i = 0; i < j->n; i++) {
@@ -408,13 +395,7 @@ static og_status wan_rank_run(og_comm *world, const wan_job *j, wan_rank *r)
     OG_TRY(og_sp_create(&r->sp, &p->parallel, world));
     OG_TRY(og_arena_init(&r->scratch,
                          og_wan_scratch_bytes(j->w->dit, j->T, j->h, j->w_lat, j->text_len, r->sp)));
-    size_t bytes = sizeof(float) * (size_t)j->n;
-    r->x = malloc(bytes);
-    r->v = malloc(bytes);
-    r->other = malloc(bytes);
-    if (!r->x || !r->v || !r->other)
-        return og_fail(OG_ERR_OOM, "out of memory for the latents");
-    memcpy(r->x, j->init, bytes);
+    OG_TRY(og_rank_latents(j->init, j->n, &r->x, &r->v, &r->other));
     const og_wan_pipe *w = j->w;
     if (w->euler) {
         r->sigmas = malloc(sizeof(float) * (size_t)(p->steps + 1));
@@ -429,7 +410,7 @@ static og_status wan_rank_run(og_comm *world, const wan_job *j, wan_rank *r)
         og_unipc_set_begin_index(&r->unipc, 0);
     }
     bool reporter = og_sp_world_rank(r->sp) == 0;
-    double t0 = now_s();
+    double t0 = og_now_s();
     for (int i = 0; i < p->steps; i++) {
         if (w->euler) {
             OG_TRY(wan_velocity(j, r, r->timesteps[i]));
@@ -440,10 +421,10 @@ static og_status wan_rank_run(og_comm *world, const wan_job *j, wan_rank *r)
             OG_TRY(og_unipc_step(&r->unipc, r->v, t, r->x));
         }
         if (reporter && p->progress)
-            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, now_s() - t0);
+            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, og_now_s() - t0);
     }
     if (reporter)
-        memcpy(j->final, r->x, bytes);
+        memcpy(j->final, r->x, sizeof(float) * (size_t)j->n);
     return OG_OK;
 }
 
@@ -456,12 +437,6 @@ static og_status wan_rank_fn(og_comm *world, void *arg)
 }
 
 /* ---- one generation --------------------------------------------------------------------------- */
-
-static void report(const og_gen_params *p, og_phase phase, double t_start)
-{
-    if (p->progress)
-        p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
-}
 
 /* Each branch's embedding [max_sequence_length, text_dim]: the real tokens' rows, then zeros. */
 static og_status encode_prompts(og_wan_pipe *w, const og_gen_params *p, float **cap)
@@ -541,7 +516,7 @@ og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_res
 {
     og_wan_pipe *w = ctx->wan;
     og_set_threads(og_ctx_threads(ctx, p));
-    report(p, OG_PHASE_ENCODE, t_start);
+    og_report_phase(p, OG_PHASE_ENCODE, t_start);
     float *cap[2] = {NULL, NULL}, *init = NULL;
     og_status s = encode_prompts(w, p, cap);
 
@@ -562,13 +537,13 @@ og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_res
             memcpy(init, p->initial_latents, sizeof(float) * (size_t)n);
         else
             og_noise_normal(init, n, p->seed, 0);
-        out->seconds_encode = now_s() - t_start;
-        double t_loop = now_s();
+        out->seconds_encode = og_now_s() - t_start;
+        double t_loop = og_now_s();
         wan_job job = {.w = w, .p = p, .T = T, .h = h, .w_lat = wl, .n = n,
                        .text_len = p->max_sequence_length, .cap = {cap[0], cap[1]},
                        .init = init, .final = out->latents};
         s = og_ctx_run_ranks(ctx, p, wan_rank_fn, &job);
-        out->seconds_denoise = now_s() - t_loop;
+        out->seconds_denoise = og_now_s() - t_loop;
     }
     free(cap[0]);
     free(cap[1]);
@@ -578,14 +553,14 @@ og_status og_wan_pipe_generate(og_ctx *ctx, const og_gen_params *p, og_image_res
         og_image_result_free(out);
         return OG_OK;
     }
-    double t_dec = now_s();
-    report(p, OG_PHASE_DECODE, t_start);
+    double t_dec = og_now_s();
+    og_report_phase(p, OG_PHASE_DECODE, t_start);
     OG_TRY(decode(w, p, out));
     out->width = p->width;
     out->height = p->height;
     if (p->output)
         OG_TRY(write_output(ctx, p, out, p->fps ? p->fps : WAN_DEFAULT_FPS));
-    out->seconds_decode = now_s() - t_dec;
-    report(p, OG_PHASE_DONE, t_start);
+    out->seconds_decode = og_now_s() - t_dec;
+    og_report_phase(p, OG_PHASE_DONE, t_start);
     return OG_OK;
 }

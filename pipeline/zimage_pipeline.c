@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/arena.h"
 #include "core/threads.h"
@@ -25,13 +24,6 @@
 #include "samplers/noise.h"
 #include "text/qwen3.h"
 #include "vae/autoencoder_kl.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static bool uses_cfg(const og_gen_params *p) { return p->guidance_scale > 0; }
 
@@ -76,6 +68,18 @@ static og_status forward(const denoise_job *j, rank_state *r, float t_model, int
                              j->cap[branch], j->cap_len[branch], out, &r->scratch);
 }
 
+typedef struct {
+    const denoise_job *j;
+    rank_state *r;
+    float t_model;
+} branch_arg;
+
+static og_status forward_branch(void *arg, int branch, float *out)
+{
+    const branch_arg *a = arg;
+    return forward(a->j, a->r, a->t_model, branch, out);
+}
+
 /* The guided model output in r->v: pos + w·(pos − neg), or pos without guidance. */
 static og_status velocity(const denoise_job *j, rank_state *r, float t_model)
 {
@@ -83,18 +87,9 @@ static og_status velocity(const denoise_job *j, rank_state *r, float t_model)
     if (!uses_cfg(p))
         return forward(j, r, t_model, 0, r->v);
     const float *pos, *neg;
-    if (p->parallel.cfg_degree == 2) {
-        int branch = og_sp_cfg_index(r->sp);
-        OG_TRY(forward(j, r, t_model, branch, r->v));
-        OG_TRY(og_sp_cfg_exchange(r->sp, r->v, r->other, j->n));
-        pos = branch == 0 ? r->v : r->other;
-        neg = branch == 0 ? r->other : r->v;
-    } else {
-        OG_TRY(forward(j, r, t_model, 0, r->v));
-        OG_TRY(forward(j, r, t_model, 1, r->other));
-        pos = r->v;
-        neg = r->other;
-    }
+    branch_arg a = {j, r, t_model};
+    OG_TRY(og_cfg_branches(r->sp, p->parallel.cfg_degree, j->n, forward_branch, &a, r->v,
+                           r->other, &pos, &neg));
     og_cfg_combine(r->v, pos, neg, j->n, p->guidance_scale, 0.0f);
     return OG_OK;
 }
@@ -109,23 +104,17 @@ static og_status denoise_rank_run(og_comm *world, const denoise_job *j, rank_sta
     else
         OG_TRY(og_arena_init(&r->scratch, og_zimage_scratch_bytes(j->ctx->dit, j->lat_h, j->lat_w,
                                                                   cap_max, r->sp)));
-    size_t bytes = sizeof(float) * (size_t)j->n;
-    r->x = malloc(bytes);
-    r->v = malloc(bytes);
-    r->other = malloc(bytes);
-    if (!r->x || !r->v || !r->other)
-        return og_fail(OG_ERR_OOM, "out of memory for the latents");
-    memcpy(r->x, j->init, bytes);
+    OG_TRY(og_rank_latents(j->init, j->n, &r->x, &r->v, &r->other));
     bool reporter = og_sp_world_rank(r->sp) == 0;
-    double t0 = now_s();
+    double t0 = og_now_s();
     for (int i = 0; i < p->steps; i++) {
         OG_TRY(velocity(j, r, og_zimage_model_time(j->timesteps[i])));
         og_flowmatch_step(j->sigmas, i, r->x, r->v, j->n, true); /* Z-Image negates v */
         if (reporter && p->progress)
-            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, now_s() - t0);
+            p->progress(p->progress_user, OG_PHASE_DENOISE, i + 1, p->steps, og_now_s() - t0);
     }
     if (reporter)
-        memcpy(j->final, r->x, bytes);
+        memcpy(j->final, r->x, sizeof(float) * (size_t)j->n);
     return OG_OK;
 }
 
@@ -176,12 +165,6 @@ void og_image_result_free(og_image_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static void report(const og_gen_params *p, og_phase phase, double t_start)
-{
-    if (p->progress)
-        p->progress(p->progress_user, phase, 0, p->steps, now_s() - t_start);
-}
-
 /* Caption features cap[b] [len[b], cap_feat_dim] of each branch (0 = prompt, 1 = negative
  * prompt). --backend cuda encodes them on the first listed GPU, whose encoder memory is given back
  * before the DiT's ranks reserve theirs (pipeline/text_gpu.h). */
@@ -215,7 +198,7 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
                           float *timesteps)
 {
     og_set_threads(og_ctx_threads(ctx, p));
-    report(p, OG_PHASE_ENCODE, t_start);
+    og_report_phase(p, OG_PHASE_ENCODE, t_start);
     int64_t cap_len[2] = {0, 0};
     OG_TRY(encode_prompts(ctx, p, cap, cap_len));
 
@@ -236,22 +219,22 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     og_flowmatch_linspace(sigmas, 1.0f, 1.0f / p->steps, p->steps);
     double mu = og_flowmatch_calculate_shift(&ctx->sched, (lat_h / 2) * (lat_w / 2));
     OG_TRY(og_flowmatch_set_timesteps(&ctx->sched, p->steps, sigmas, &mu, sigmas, timesteps));
-    out->seconds_encode = now_s() - t_start;
+    out->seconds_encode = og_now_s() - t_start;
 
-    double t_loop = now_s();
+    double t_loop = og_now_s();
     denoise_job job = {.ctx = ctx, .p = p, .lat_h = lat_h, .lat_w = lat_w, .n = n,
                        .cap = {cap[0], cap[1]}, .cap_len = {cap_len[0], cap_len[1]},
                        .sigmas = sigmas, .timesteps = timesteps, .init = *init,
                        .final = out->latents};
     OG_TRY(og_ctx_run_ranks(ctx, p, denoise_rank, &job));
-    out->seconds_denoise = now_s() - t_loop;
+    out->seconds_denoise = og_now_s() - t_loop;
     if (!og_ctx_writes_outputs(ctx)) { /* world rank 0 decodes and writes */
         og_image_result_free(out);
         return OG_OK;
     }
 
-    double t_dec = now_s();
-    report(p, OG_PHASE_DECODE, t_start);
+    double t_dec = og_now_s();
+    og_report_phase(p, OG_PHASE_DECODE, t_start);
     float *rgb = malloc(sizeof(float) * 3 * (size_t)p->width * p->height);
     out->rgb = malloc(3 * (size_t)p->width * p->height);
     if (!rgb || !out->rgb) {
@@ -273,15 +256,15 @@ static og_status generate(og_ctx *ctx, const og_gen_params *p, og_image_result *
     out->frames = out->latent_frames = 1;
     if (p->output)
         OG_TRY(og_write_image_png(ctx, p, out, uses_cfg(p)));
-    out->seconds_decode = now_s() - t_dec;
-    report(p, OG_PHASE_DONE, t_start);
+    out->seconds_decode = og_now_s() - t_dec;
+    og_report_phase(p, OG_PHASE_DONE, t_start);
     return OG_OK;
 }
 
 og_status og_generate(og_ctx *ctx, const og_gen_params *p, og_image_result *out)
 {
     memset(out, 0, sizeof *out);
-    double t_start = now_s();
+    double t_start = og_now_s();
     OG_TRY(og_validate(ctx, p));
     og_comm *world = og_ctx_world(ctx);
     ctx->start_agreed = ctx->start_ok = false;
