@@ -18,57 +18,10 @@
 #include "io/safetensors.h"
 #include "pipeline/omnigen.h"
 #include "samplers/flowmatch.h"
+#include "test_pipeline_util.h"
 #include "testutil.h"
 
 #define MODEL "models/qwenimage-tiny"
-
-static const float *tensor_f32(og_st_file *f, const char *name, int64_t numel)
-{
-    og_tensor t;
-    if (og_st_get(f, name, &t) != OG_OK || t.dtype != OG_F32 || og_tensor_numel(&t) != numel) {
-        fprintf(stderr, "FAIL: fixture tensor %s missing or not %lld f32 values\n", name,
-                (long long)numel);
-        og_test_failures++;
-        return NULL;
-    }
-    return t.data;
-}
-
-/* max |a - b| / max |b| in double (NaN counts as the worst). */
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num))
-            num = d;
-        if (fabs(b[i]) > den)
-            den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
-
-static int max_pixel_diff(const uint8_t *a, const uint8_t *b, int64_t n)
-{
-    int worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int d = abs((int)a[i] - (int)b[i]);
-        if (d > worst)
-            worst = d;
-    }
-    return worst;
-}
-
-static const cJSON *field(const cJSON *meta, const char *key, cJSON_bool (*is)(const cJSON *))
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
-    if (!v || !is(v)) {
-        fprintf(stderr, "FAIL: meta.json: \"%s\" missing or of the wrong type\n", key);
-        og_test_failures++;
-        return NULL;
-    }
-    return v;
-}
 
 static og_parallel_config layout(int u, int r, int c)
 {
@@ -142,9 +95,9 @@ static void run_case(og_ctx *ctx, const char *name)
                   img.latent_height == lh && img.latent_width == lw && img.frames == 1,
               "%s: result is %dx%d, latents %dx%dx%d", name, img.width, img.height,
               img.latent_channels, img.latent_height, img.latent_width);
-        double e = rel_err(img.latents, final, n_lat);
+        double e = rel_err_f32(img.latents, final, n_lat);
         int d = max_pixel_diff(img.rgb, image.data, n_img);
-        double es = l == 0 ? 0.0 : rel_err(img.latents, serial.latents, n_lat);
+        double es = l == 0 ? 0.0 : rel_err_f32(img.latents, serial.latents, n_lat);
         printf("%-4s U%d R%d C%d  latents rel err %.2e (vs serial %.2e), max pixel diff %d/255\n",
                name, p.parallel.ulysses_degree, p.parallel.ring_degree, p.parallel.cfg_degree, e,
                es, d);
@@ -227,8 +180,8 @@ static void test_seeds(og_ctx *ctx)
     CHECK_OK(og_generate(ctx, &p, &d));
     if (a.latents && b.latents && c.latents && d.latents) {
         int64_t n = 16LL * a.latent_height * a.latent_width;
-        CHECK(rel_err(b.latents, a.latents, n) < 1e-5, "seeded 2x2 differs from serial");
-        CHECK(rel_err(c.latents, a.latents, n) > 1e-2, "another seed gave the same latents");
+        CHECK(rel_err_f32(b.latents, a.latents, n) < 1e-5, "seeded 2x2 differs from serial");
+        CHECK(rel_err_f32(c.latents, a.latents, n) > 1e-2, "another seed gave the same latents");
         CHECK(memcmp(d.latents, a.latents, sizeof(float) * n) == 0,
               "a negative prompt at scale 1 changed the result");
     }

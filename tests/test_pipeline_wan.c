@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "io/video.h"
 #include "pipeline/omnigen.h"
+#include "test_pipeline_util.h"
 #include "testutil.h"
 
 #ifdef OG_HAVE_FFMPEG
@@ -27,18 +28,6 @@
 #endif
 
 #define MODEL "models/wan-tiny"
-
-static const float *tensor_f32(og_st_file *f, const char *name, int64_t numel)
-{
-    og_tensor t;
-    if (og_st_get(f, name, &t) != OG_OK || t.dtype != OG_F32 || og_tensor_numel(&t) != numel) {
-        fprintf(stderr, "FAIL: fixture tensor %s missing or not %lld f32 values\n", name,
-                (long long)numel);
-        og_test_failures++;
-        return NULL;
-    }
-    return t.data;
-}
 
 /* The reference's frames [F, H, W, 3] in [0, 1] against ours (bytes): the largest difference
  * after rounding the reference to 8 bits, in 1/255. */
