@@ -10,37 +10,9 @@
 . "$(dirname "$0")/cli_common.sh"
 command -v mpiexec >/dev/null || { echo "SKIPPED: no mpiexec"; exit 77; }
 "$omnigen" --version | grep -q "mpi" || { echo "SKIPPED: omnigen was built without MPI"; exit 77; }
-# CI runs as root on two cores. OpenMPI's dlopen'ed components leak at exit where LeakSanitizer
-# cannot name or suppress them (see tests/mpi/test_parallel_mpi.c), so an ASan build checks the
-# MPI processes for every error but leaks; the serial runs keep the leak check.
-mpi() {
-  local np=$1
-  shift
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    timeout 300 mpiexec --allow-run-as-root --oversubscribe -np "$np" "$@"
-}
-
-# same NAME NP "common flags" "layout flags": the NP-process run against the serial one.
-same() {
-  local name=$1 np=$2 common=$3 layout=$4
-  # shellcheck disable=SC2086
-  "$omnigen" --model "$tiny" $common -o "$tmp/$name-serial.png" 2>"$tmp/err" ||
-    { cat "$tmp/err"; fail "$name: serial run failed"; }
-  # shellcheck disable=SC2086
-  mpi "$np" "$omnigen" --model "$tiny" $common $layout -o "$tmp/$name-mpi.png" >"$tmp/log" 2>&1 ||
-    fail "$name: mpiexec -np $np $layout failed"
-  local d
-  d=$(png diff "$tmp/$name-serial.png" "$tmp/$name-mpi.png")
-  [ "$d" -le 1 ] || fail "$name: -np $np $layout differs from the serial run by $d/255"
-  has_text "$tmp/$name-mpi.png" "parallel=$5" || fail "$name: PNG does not record the layout"
-  # Rank 0 alone reports: one "wrote" line.
-  [ "$(grep -c '^omnigen: wrote' "$tmp/log")" -eq 1 ] || fail "$name: expected one 'wrote' line"
-  echo "$name: mpiexec -np $np $layout: max pixel difference $d/255"
-}
-
-same usp 4 "--prompt a_lighthouse --width 64 --height 64 --steps 2 --seed 3" \
+same_as_serial "$tiny" usp 4 "--prompt a_lighthouse --width 64 --height 64 --steps 2 --seed 3" \
   "--ulysses-degree 2 --ring-degree 2" "ulysses 2 x ring 2 x cfg 1 (strict)"
-same cfg 2 "--prompt a_storm --negative-prompt blurry --guidance-scale 4 --width 64 --height 64 --steps 2 --seed 11" \
+same_as_serial "$tiny" cfg 2 "--prompt a_storm --negative-prompt blurry --guidance-scale 4 --width 64 --height 64 --steps 2 --seed 11" \
   "--cfg-degree 2" "ulysses 1 x ring 1 x cfg 2 (strict)"
 
 # A batch file: the same images as a serial batch, and a bad line fails on every process (exit 1)
