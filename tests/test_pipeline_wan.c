@@ -20,12 +20,7 @@
 #include "pipeline/omnigen.h"
 #include "test_pipeline_util.h"
 #include "testutil.h"
-
-#ifdef OG_HAVE_FFMPEG
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libswscale/swscale.h>
-#endif
+#include "video_testutil.h"
 
 #define MODEL "models/wan-tiny"
 
@@ -138,70 +133,6 @@ static void run_case(og_ctx *ctx, og_st_file *ref, const cJSON *cases, const cha
     og_image_result_free(&serial);
 }
 
-#ifdef OG_HAVE_FFMPEG
-/* Decodes the MP4: frame count, size, and the largest per-frame mean |difference| to `want`
- * ([n, h, w, 3] bytes). */
-static int read_mp4(const char *path, const uint8_t *want, int W, int H, int *w, int *h,
-                    double *worst)
-{
-    AVFormatContext *fmt = NULL;
-    if (avformat_open_input(&fmt, path, NULL, NULL) < 0)
-        return -1;
-    avformat_find_stream_info(fmt, NULL);
-    int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-    if (si < 0) {
-        avformat_close_input(&fmt);
-        return -1;
-    }
-    const AVCodecParameters *par = fmt->streams[si]->codecpar;
-    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
-    AVCodecContext *dec = avcodec_alloc_context3(codec);
-    avcodec_parameters_to_context(dec, par);
-    avcodec_open2(dec, codec, NULL);
-    *w = par->width;
-    *h = par->height;
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *f = av_frame_alloc();
-    struct SwsContext *sws = sws_getContext(par->width, par->height, par->format, W, H,
-                                            AV_PIX_FMT_RGB24, SWS_BICUBIC, NULL, NULL, NULL);
-    uint8_t *got = malloc((size_t)W * H * 3);
-    int n = 0;
-    *worst = 0;
-    for (int flushing = 0;;) {
-        if (!flushing) {
-            if (av_read_frame(fmt, pkt) < 0) {
-                flushing = 1;
-                avcodec_send_packet(dec, NULL);
-            } else {
-                if (pkt->stream_index == si)
-                    avcodec_send_packet(dec, pkt);
-                av_packet_unref(pkt);
-            }
-        }
-        int r;
-        while ((r = avcodec_receive_frame(dec, f)) == 0) {
-            uint8_t *dst[1] = {got};
-            int stride[1] = {W * 3};
-            sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, H, dst, stride);
-            double sum = 0;
-            for (int i = 0; i < W * H * 3; i++)
-                sum += abs((int)got[i] - (int)want[(size_t)n * W * H * 3 + i]);
-            if (sum / (W * H * 3) > *worst)
-                *worst = sum / (W * H * 3);
-            n++;
-        }
-        if (flushing && r == AVERROR_EOF)
-            break;
-    }
-    free(got);
-    sws_freeContext(sws);
-    av_frame_free(&f);
-    av_packet_free(&pkt);
-    avcodec_free_context(&dec);
-    avformat_close_input(&fmt);
-    return n;
-}
-#endif
 
 /* og_generate writing an MP4 (read back) and a 1-frame PNG; bad requests refused. */
 static void test_outputs_and_refusals(og_ctx *ctx)
@@ -228,7 +159,7 @@ static void test_outputs_and_refusals(og_ctx *ctx)
     if (s == OG_OK) {
         int w = 0, h = 0;
         double worst = 0;
-        int n = read_mp4(mp4, img.rgb, 48, 32, &w, &h, &worst);
+        int n = og_test_mp4_compare(mp4, img.rgb, img.frames, 48, 32, &w, &h, &worst);
         printf("mp4 (%s): %d frames %dx%d, worst per-frame mean abs error %.2f/255\n",
                og_video_encoder_name(), n, w, h, worst);
         CHECK(n == 5 && w == 48 && h == 32, "mp4 read back %d frames %dx%d", n, w, h);

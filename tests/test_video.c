@@ -7,11 +7,9 @@
 #include "io/video.h"
 #include "dirutil.h"
 #include "testutil.h"
+#include "video_testutil.h"
 
 #ifdef OG_HAVE_FFMPEG
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libswscale/swscale.h>
 
 enum { W = 64, H = 48, N = 6, FPS = 8 };
 
@@ -25,63 +23,6 @@ static void make_frame(uint8_t *px, int i)
             p[1] = (uint8_t)(200 - 25 * i + y);
             p[2] = (uint8_t)(128 + (x + y) / 2);
         }
-}
-
-/* Decodes every frame of the file to RGB, comparing each to make_frame; returns frame count. */
-static int read_back(const char *path, int *w, int *h, double *worst_mean_abs)
-{
-    AVFormatContext *fmt = NULL;
-    if (avformat_open_input(&fmt, path, NULL, NULL) < 0)
-        return -1;
-    avformat_find_stream_info(fmt, NULL);
-    int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-    const AVCodecParameters *par = fmt->streams[si]->codecpar;
-    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
-    AVCodecContext *dec = avcodec_alloc_context3(codec);
-    avcodec_parameters_to_context(dec, par);
-    avcodec_open2(dec, codec, NULL);
-    *w = par->width;
-    *h = par->height;
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *f = av_frame_alloc();
-    struct SwsContext *sws = sws_getContext(par->width, par->height, par->format, W, H,
-                                            AV_PIX_FMT_RGB24, SWS_BICUBIC, NULL, NULL, NULL);
-    uint8_t got[W * H * 3], want[W * H * 3];
-    int n = 0;
-    *worst_mean_abs = 0;
-    for (int flushing = 0;;) {
-        if (!flushing) {
-            if (av_read_frame(fmt, pkt) < 0) {
-                flushing = 1;
-                avcodec_send_packet(dec, NULL);
-            } else {
-                if (pkt->stream_index == si)
-                    avcodec_send_packet(dec, pkt);
-                av_packet_unref(pkt);
-            }
-        }
-        int r;
-        while ((r = avcodec_receive_frame(dec, f)) == 0) {
-            uint8_t *dst[1] = {got};
-            int stride[1] = {W * 3};
-            sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, H, dst, stride);
-            make_frame(want, n);
-            double sum = 0;
-            for (int i = 0; i < W * H * 3; i++)
-                sum += abs((int)got[i] - (int)want[i]);
-            if (sum / (W * H * 3) > *worst_mean_abs)
-                *worst_mean_abs = sum / (W * H * 3);
-            n++;
-        }
-        if (flushing && r == AVERROR_EOF)
-            break;
-    }
-    sws_freeContext(sws);
-    av_frame_free(&f);
-    av_packet_free(&pkt);
-    avcodec_free_context(&dec);
-    avformat_close_input(&fmt);
-    return n;
 }
 
 int main(void)
@@ -100,7 +41,7 @@ int main(void)
     CHECK_OK(og_video_write_mp4(path, frames[0], N, W, H, FPS, kv, 2));
     int w = 0, h = 0;
     double worst = 0;
-    int n = read_back(path, &w, &h, &worst);
+    int n = og_test_mp4_compare(path, frames[0], N, W, H, &w, &h, &worst);
     printf("%s: %d frames %dx%d, worst per-frame mean abs error %.2f / 255\n",
            og_video_encoder_name(), n, w, h, worst);
     CHECK(n == N, "read back %d frames, wrote %d", n, N);
